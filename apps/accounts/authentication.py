@@ -1,0 +1,24 @@
+from django.utils.translation import gettext_lazy as _
+from rest_framework import authentication, exceptions
+
+from apps.accounts.services import authenticate_api_token
+
+
+class ApiTokenAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Token kvp_...`; the token is looked up by its SHA-256 digest."""
+
+    keyword = "Token"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed(_("Invalid token header."))
+        token = authenticate_api_token(header[1].decode(errors="replace"))
+        if token is None:
+            raise exceptions.AuthenticationFailed(_("Invalid, expired or revoked token."))
+        return token.user, token
+
+    def authenticate_header(self, request) -> str:
+        return self.keyword

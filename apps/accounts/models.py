@@ -1,0 +1,103 @@
+import hashlib
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser, Group
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from apps.accounts.privileges import PRIVILEGES
+
+
+class User(AbstractUser):
+    language = models.CharField(
+        _("language"), max_length=10, blank=True, choices=settings.LANGUAGES, help_text=_("Empty: the browser's")
+    )
+
+
+class Role(models.Model):
+    name = models.CharField(_("name"), max_length=64, unique=True)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    privileges = models.JSONField(_("privileges"), default=list)
+    builtin = models.BooleanField(_("built-in"), default=False, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        unknown = sorted(set(self.privileges) - set(PRIVILEGES))
+        if unknown:
+            raise ValidationError({"privileges": _("Unknown privileges: %s") % ", ".join(unknown)})
+
+
+class Grant(models.Model):
+    """`role` for `user` or `group` on `scope` ("/", "/hosts/{id}", "/vms/{id}")."""
+
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="grants")
+    group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.CASCADE, related_name="grants")
+    role = models.ForeignKey(Role, on_delete=models.PROTECT, related_name="grants")
+    scope = models.CharField(_("scope"), max_length=100, default="/")
+    propagate = models.BooleanField(_("propagate"), default=True, help_text=_("Also applies below this scope"))
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(user__isnull=False, group__isnull=True) | models.Q(user__isnull=True, group__isnull=False)
+                ),
+                name="grant_has_one_subject",
+            ),
+            models.UniqueConstraint(fields=["user", "role", "scope"], name="unique_user_grant"),
+            models.UniqueConstraint(fields=["group", "role", "scope"], name="unique_group_grant"),
+        ]
+        indexes = [models.Index(fields=["scope"])]
+
+    def __str__(self) -> str:
+        subject = self.user or f"@{self.group}"
+        return f"{subject}: {self.role} on {self.scope}{'' if self.propagate else ' (no propagate)'}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from apps.accounts.permissions import parse_scope
+
+        try:
+            parse_scope(self.scope)
+        except ValueError as exc:
+            raise ValidationError({"scope": str(exc)}) from exc
+
+
+def token_digest(secret: str) -> str:
+    # The secret has 256 bits of entropy, so one SHA-256 is enough: no brute force can reach it.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """An API token; only its SHA-256 digest is stored, the secret is shown once."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    prefix = models.CharField(max_length=12, editable=False)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+    @property
+    def usable(self) -> bool:
+        now = timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

@@ -1,0 +1,173 @@
+"""The one authorization gate (DESIGN.md §4).
+
+Grants give a role on a scope: "/", "/hosts/{id}", "/vms/{id}". For a given object the decision is
+taken at the deepest scope that has a grant applying to it (a grant applies to its own scope, and
+below it only when it propagates). At that scope, the user's own grants beat their groups' grants,
+and NoAccess among the chosen grants beats every other role. Superusers hold every privilege.
+
+`restrict(queryset, user, privilege)` turns this into one SQL filter, used by every view, API
+endpoint and consumer through `Model.objects.restrict(...)`. `has_privilege` answers for one object.
+Invisible objects are 404 (`vm.view` / `host.view` missing); visible but not allowed is 403.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db.models import Model, Q, QuerySet
+
+from apps.accounts.privileges import NO_ACCESS
+
+ROOT = "root"
+SCOPE_KINDS = {"hosts", "vms"}
+
+
+def parse_scope(scope: str) -> tuple[str, int | None]:
+    """ "/" -> ("root", None); "/vms/5" -> ("vms", 5). ValueError for anything else."""
+    if scope == "/":
+        return ROOT, None
+    parts = scope.strip("/").split("/")
+    if len(parts) == 2 and parts[0] in SCOPE_KINDS and parts[1].isdigit():
+        return parts[0], int(parts[1])
+    raise ValueError(f"Unknown scope {scope!r}: use '/', '/hosts/<id>' or '/vms/<id>'.")
+
+
+@dataclass(frozen=True)
+class _Grant:
+    kind: str
+    object_id: int | None
+    propagate: bool
+    from_user: bool
+    no_access: bool
+    privileges: frozenset[str]
+
+
+class AccessSnapshot:
+    """A user's grants, loaded with one query, answering privilege questions in memory."""
+
+    def __init__(self, user) -> None:
+        self.everything = bool(user.is_active and user.is_superuser)
+        self.active = bool(user.is_authenticated and user.is_active)
+        self._by_scope: dict[tuple[str, int | None], list[_Grant]] = defaultdict(list)
+        if not self.active or self.everything:
+            return
+        from apps.accounts.models import Grant
+
+        group_ids = list(user.groups.values_list("pk", flat=True))
+        grants = Grant.objects.filter(Q(user=user) | Q(group_id__in=group_ids)).select_related("role")
+        for grant in grants:
+            kind, object_id = parse_scope(grant.scope)
+            self._by_scope[(kind, object_id)].append(
+                _Grant(
+                    kind=kind,
+                    object_id=object_id,
+                    propagate=grant.propagate,
+                    from_user=grant.user_id is not None,
+                    no_access=grant.role.name == NO_ACCESS,
+                    privileges=frozenset(grant.role.privileges),
+                )
+            )
+
+    @staticmethod
+    def _decide(grants: list[_Grant], own_level: bool) -> frozenset[str] | None:
+        """Privileges granted at one scope, or None when no grant there applies."""
+        applicable = [g for g in grants if own_level or g.propagate]
+        if not applicable:
+            return None
+        users = [g for g in applicable if g.from_user]
+        chosen = users or applicable
+        if any(g.no_access for g in chosen):
+            return frozenset()
+        return frozenset().union(*(g.privileges for g in chosen))
+
+    def privileges_on(self, chain: list[tuple[str, int | None]]) -> frozenset[str]:
+        """Privileges on the object whose scope chain is `chain` (deepest first, "/" last)."""
+        for depth, key in enumerate(chain):
+            decided = self._decide(self._by_scope.get(key, []), own_level=depth == 0)
+            if decided is not None:
+                return decided
+        return frozenset()
+
+    def level(self, kind: str, privilege: str, own_level: bool) -> tuple[list[int], list[int]]:
+        """(object ids with a deciding grant at this level, the subset that grants `privilege`)."""
+        decided, allowed = [], []
+        for (scope_kind, object_id), grants in self._by_scope.items():
+            if scope_kind != kind:
+                continue
+            privileges = self._decide(grants, own_level)
+            if privileges is None:
+                continue
+            decided.append(object_id)
+            if privilege in privileges:
+                allowed.append(object_id)
+        return decided, allowed
+
+
+def access_for(user, *, fresh: bool = False) -> AccessSnapshot:
+    """The user's snapshot, cached on the user object for the request (fresh=True re-reads)."""
+    snapshot = getattr(user, "_kvmpanel_access", None)
+    if snapshot is None or fresh:
+        snapshot = AccessSnapshot(user)
+        user._kvmpanel_access = snapshot
+    return snapshot
+
+
+def forget_access(user) -> None:
+    if hasattr(user, "_kvmpanel_access"):
+        del user._kvmpanel_access
+
+
+def scope_chain(obj: Model | None) -> list[tuple[str, int | None]]:
+    if obj is None:
+        return [(ROOT, None)]
+    return [*obj.scope_chain(), (ROOT, None)]
+
+
+def has_privilege(user, obj: Model | None, privilege: str, *, fresh: bool = False) -> bool:
+    snapshot = access_for(user, fresh=fresh)
+    if snapshot.everything:
+        return True
+    if not snapshot.active:
+        return False
+    return privilege in snapshot.privileges_on(scope_chain(obj))
+
+
+def _constant(value: bool) -> Q:
+    return ~Q(pk__in=[]) if value else Q(pk__in=[])
+
+
+def restrict(queryset: QuerySet, user, privilege: str, *, fresh: bool = False) -> QuerySet:
+    """Only the rows on which `user` holds `privilege`, as one SQL filter.
+
+    `queryset.model.scope_fields` lists the model's scope levels deepest first, e.g.
+    VirtualMachine: [("vms", "pk"), ("hosts", "host_id")]. The filter reads: allowed at the deepest
+    level, or nothing decided there and (allowed one level up, or nothing decided there and ...).
+    """
+    snapshot = access_for(user, fresh=fresh)
+    if snapshot.everything:
+        return queryset
+    if not snapshot.active:
+        return queryset.none()
+    root_grants = snapshot._decide(snapshot._by_scope.get((ROOT, None), []), own_level=False)
+    condition = _constant(root_grants is not None and privilege in root_grants)
+    levels = queryset.model.scope_fields
+    for depth in range(len(levels) - 1, -1, -1):
+        kind, field = levels[depth]
+        decided, allowed = snapshot.level(kind, privilege, own_level=depth == 0)
+        condition = Q(**{f"{field}__in": allowed}) | (~Q(**{f"{field}__in": decided}) & condition)
+    return queryset.filter(condition)
+
+
+class RestrictedQuerySet(QuerySet):
+    def restrict(self, user, privilege: str, *, fresh: bool = False) -> QuerySet:
+        return restrict(self, user, privilege, fresh=fresh)
+
+
+def get_object_or_deny(queryset: QuerySet, user, pk, privilege: str | None = None):
+    """The one lookup: 404 unless the user may see the object, 403 unless they hold `privilege` on it."""
+    from django.core.exceptions import PermissionDenied
+    from django.shortcuts import get_object_or_404
+
+    obj = get_object_or_404(restrict(queryset, user, queryset.model.view_privilege), pk=pk)
+    if privilege is not None and not has_privilege(user, obj, privilege):
+        raise PermissionDenied
+    return obj

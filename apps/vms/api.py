@@ -1,0 +1,164 @@
+"""VM API: the same services as the pages. Lookups go through the one gate (404 / 403)."""
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.accounts.permissions import get_object_or_deny, has_privilege
+from apps.core.http import client_address
+from apps.hosts.models import Host
+from apps.vms import services
+from apps.vms.models import VirtualMachine
+from apps.vms.selectors import filter_vms, visible_vms
+
+
+class VirtualMachineSerializer(serializers.ModelSerializer):
+    host_name = serializers.CharField(source="host.name", read_only=True)
+    state_label = serializers.CharField(source="get_state_display", read_only=True)
+
+    class Meta:
+        model = VirtualMachine
+        fields = [
+            "id",
+            "uuid",
+            "name",
+            "host",
+            "host_name",
+            "state",
+            "state_label",
+            "state_reason",
+            "vcpus_current",
+            "vcpus_max",
+            "memory_current_kib",
+            "memory_max_kib",
+            "autostart",
+            "persistent",
+            "disks",
+            "nics",
+            "addresses",
+            "console",
+            "agent_connected",
+            "owner",
+            "observed_at",
+            "missing",
+            "missing_since",
+        ]
+        read_only_fields = fields
+
+
+class RenameSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=63)
+
+
+class AutostartSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()
+
+
+class DefineSerializer(serializers.Serializer):
+    host = serializers.IntegerField()
+    xml = serializers.CharField(max_length=256 * 1024, trim_whitespace=False)
+
+
+def _lifecycle(name: str):
+    @extend_schema(request=None, responses={200: VirtualMachineSerializer}, summary=f"{name} the VM")
+    def perform(self, request: Request, pk=None) -> Response:
+        lifecycle = services.LIFECYCLE_ACTIONS[name]
+        vm = self._lookup(request, pk, lifecycle.privilege)
+        vm = services.run_lifecycle(vm, name, actor=request.user, client_address=client_address(request))
+        return Response(VirtualMachineSerializer(vm).data)
+
+    perform.__name__ = name.replace("-", "_")
+    return action(detail=True, methods=["post"], url_path=name, url_name=name)(perform)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("host", OpenApiTypes.INT, description="Only VMs on this host"),
+        OpenApiParameter("state", OpenApiTypes.STR, description="running, shutoff, paused, ..."),
+        OpenApiParameter("name", OpenApiTypes.STR, description="Name contains (case-insensitive)"),
+    ]
+)
+class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = VirtualMachineSerializer
+
+    def get_queryset(self):
+        params = self.request.query_params
+        host = params.get("host")
+        return filter_vms(
+            visible_vms(self.request.user),
+            host=int(host) if host and host.isdigit() else None,
+            state=params.get("state", ""),
+            name=params.get("name", ""),
+        )
+
+    def _lookup(self, request: Request, pk, privilege: str | None = None) -> VirtualMachine:
+        return get_object_or_deny(VirtualMachine.objects.select_related("host"), request.user, pk, privilege)
+
+    start = _lifecycle("start")
+    shutdown = _lifecycle("shutdown")
+    force_off = _lifecycle("force-off")
+    reboot = _lifecycle("reboot")
+    suspend = _lifecycle("suspend")
+    resume = _lifecycle("resume")
+
+    @extend_schema(responses={(200, "application/xml"): OpenApiTypes.STR}, summary="virsh dumpxml --inactive")
+    @action(detail=True, methods=["get"])
+    def xml(self, request: Request, pk=None) -> HttpResponse:
+        vm = self._lookup(request, pk)
+        return HttpResponse(services.export_xml(vm, actor=request.user), content_type="application/xml")
+
+    @extend_schema(request=RenameSerializer, responses={200: VirtualMachineSerializer})
+    @action(detail=True, methods=["post"])
+    def rename(self, request: Request, pk=None) -> Response:
+        vm = self._lookup(request, pk, "vm.config")
+        data = RenameSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        vm = services.rename_vm(
+            vm, data.validated_data["name"], actor=request.user, client_address=client_address(request)
+        )
+        return Response(VirtualMachineSerializer(vm).data)
+
+    @extend_schema(request=AutostartSerializer, responses={200: VirtualMachineSerializer})
+    @action(detail=True, methods=["post"])
+    def autostart(self, request: Request, pk=None) -> Response:
+        vm = self._lookup(request, pk, "vm.config")
+        data = AutostartSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        vm = services.set_autostart(
+            vm, data.validated_data["enabled"], actor=request.user, client_address=client_address(request)
+        )
+        return Response(VirtualMachineSerializer(vm).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("remove_disks", OpenApiTypes.BOOL, description="Also delete disk volumes")],
+        responses={
+            200: inline_serializer("Deleted", {"removed": serializers.ListField(child=serializers.CharField())})
+        },
+    )
+    def destroy(self, request: Request, pk=None) -> Response:
+        vm = self._lookup(request, pk, "vm.delete")
+        remove = request.query_params.get("remove_disks", "").lower() in {"1", "true", "yes"}
+        removed = services.delete_vm(
+            vm, actor=request.user, remove_disks=remove, client_address=client_address(request)
+        )
+        return Response({"removed": removed})
+
+    @extend_schema(
+        request=DefineSerializer, responses={201: VirtualMachineSerializer}, summary="virsh define --validate"
+    )
+    @action(detail=False, methods=["post"])
+    def define(self, request: Request) -> Response:
+        data = DefineSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        host = get_object_or_deny(Host.objects.all(), request.user, data.validated_data["host"])
+        if not has_privilege(request.user, host, "vm.create"):
+            raise PermissionDenied
+        vm = services.define_vm(
+            host, data.validated_data["xml"], actor=request.user, client_address=client_address(request)
+        )
+        return Response(VirtualMachineSerializer(vm).data, status=status.HTTP_201_CREATED)

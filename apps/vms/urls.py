@@ -1,0 +1,16 @@
+from django.urls import path
+
+from apps.vms import views
+
+app_name = "vms"
+
+urlpatterns = [
+    path("", views.vm_list, name="list"),
+    path("define/", views.vm_define, name="define"),
+    path("<int:pk>/", views.vm_detail, name="detail"),
+    path("<int:pk>/xml/", views.vm_xml, name="xml"),
+    path("<int:pk>/rename/", views.vm_rename, name="rename"),
+    path("<int:pk>/autostart/", views.vm_autostart, name="autostart"),
+    path("<int:pk>/delete/", views.vm_delete, name="delete"),
+    path("<int:pk>/<slug:action>/", views.vm_action, name="action"),
+]

@@ -1,0 +1,172 @@
+"""VM pages. Thin: look up through the one gate, call a service, render inventory columns."""
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.accounts.permissions import get_object_or_deny
+from apps.core.errors import ServiceError
+from apps.core.http import action_response, client_address
+from apps.hosts.models import Host
+from apps.vms import services
+from apps.vms.choices import PowerState
+from apps.vms.forms import DefineForm, DeleteForm, RenameForm, VMFilterForm
+from apps.vms.models import VirtualMachine
+from apps.vms.selectors import filter_vms, privileges_on, visible_vms
+
+
+@login_required
+@require_GET
+def vm_list(request: HttpRequest) -> HttpResponse:
+    hosts = Host.objects.restrict(request.user, "host.view")
+    form = VMFilterForm(request.GET or None, hosts=hosts, states=PowerState.choices)
+    queryset = visible_vms(request.user)
+    if form.is_valid():
+        queryset = filter_vms(
+            queryset,
+            host=form.cleaned_data["host"],
+            state=form.cleaned_data["state"],
+            name=form.cleaned_data["q"],
+        )
+    page = Paginator(queryset, 100).get_page(request.GET.get("page"))
+    rows = [(vm, privileges_on(request.user, vm)) for vm in page.object_list]
+    return render(
+        request,
+        "vms/list.html",
+        {"page": page, "rows": rows, "form": form, "actions": services.LIFECYCLE_ACTIONS},
+    )
+
+
+@login_required
+@require_GET
+def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    vm = get_object_or_deny(VirtualMachine.objects.select_related("host", "owner"), request.user, pk)
+    return render(
+        request,
+        "vms/detail.html",
+        {
+            "vm": vm,
+            "privileges": privileges_on(request.user, vm),
+            "actions": services.LIFECYCLE_ACTIONS,
+            "rename_form": RenameForm(initial={"name": vm.name}),
+        },
+    )
+
+
+@login_required
+@require_POST
+def vm_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    if action not in services.LIFECYCLE_ACTIONS:
+        raise Http404
+    lifecycle = services.LIFECYCLE_ACTIONS[action]
+    vm = get_object_or_deny(VirtualMachine.objects.select_related("host"), request.user, pk, lifecycle.privilege)
+    fallback = reverse("vms:detail", args=[vm.pk])
+    try:
+        vm = services.run_lifecycle(vm, action, actor=request.user, client_address=client_address(request))
+    except ServiceError as error:
+        return action_response(request, ok=False, message=error.message, fallback_url=fallback)
+    message = _("%(action)s: %(name)s is now %(state)s.") % {
+        "action": lifecycle.label,
+        "name": vm.name,
+        "state": vm.get_state_display(),
+    }
+    return action_response(request, ok=True, message=message, fallback_url=fallback)
+
+
+@login_required
+@require_POST
+def vm_autostart(request: HttpRequest, pk: int) -> HttpResponse:
+    vm = get_object_or_deny(VirtualMachine.objects.select_related("host"), request.user, pk, "vm.config")
+    enabled = request.POST.get("enabled") == "1"
+    fallback = reverse("vms:detail", args=[vm.pk])
+    try:
+        services.set_autostart(vm, enabled, actor=request.user, client_address=client_address(request))
+    except ServiceError as error:
+        return action_response(request, ok=False, message=error.message, fallback_url=fallback)
+    message = _("Autostart is on.") if enabled else _("Autostart is off.")
+    return action_response(request, ok=True, message=message, fallback_url=fallback)
+
+
+@login_required
+@require_POST
+def vm_rename(request: HttpRequest, pk: int) -> HttpResponse:
+    vm = get_object_or_deny(VirtualMachine.objects.select_related("host"), request.user, pk, "vm.config")
+    form = RenameForm(request.POST)
+    fallback = reverse("vms:detail", args=[vm.pk])
+    if not form.is_valid():
+        return action_response(request, ok=False, message=_("Enter a new name."), fallback_url=fallback)
+    try:
+        vm = services.rename_vm(
+            vm, form.cleaned_data["name"], actor=request.user, client_address=client_address(request)
+        )
+    except ServiceError as error:
+        return action_response(request, ok=False, message=error.message, fallback_url=fallback)
+    return action_response(
+        request, ok=True, message=_("Renamed to %(name)s.") % {"name": vm.name}, fallback_url=fallback
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def vm_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    vm = get_object_or_deny(VirtualMachine.objects.select_related("host"), request.user, pk, "vm.delete")
+    form = DeleteForm(request.POST or None, vm_name=vm.name)
+    if request.method == "POST" and form.is_valid():
+        try:
+            removed = services.delete_vm(
+                vm,
+                actor=request.user,
+                remove_disks=form.cleaned_data["remove_disks"],
+                client_address=client_address(request),
+            )
+        except ServiceError as error:
+            form.add_error(None, error.message)
+        else:
+            message = _("%(name)s was deleted.") % {"name": vm.name}
+            if removed:
+                message += " " + _("Removed volumes: %(paths)s") % {"paths": ", ".join(removed)}
+            return action_response(request, ok=True, message=message, fallback_url=reverse("vms:list"))
+    return render(request, "vms/delete.html", {"vm": vm, "form": form})
+
+
+@login_required
+@require_GET
+def vm_xml(request: HttpRequest, pk: int) -> HttpResponse:
+    vm = get_object_or_deny(VirtualMachine.objects.select_related("host"), request.user, pk)
+    try:
+        xml_text = services.export_xml(vm, actor=request.user)
+    except ServiceError as error:
+        return action_response(
+            request, ok=False, message=error.message, fallback_url=reverse("vms:detail", args=[vm.pk])
+        )
+    response = HttpResponse(xml_text, content_type="application/xml; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{vm.name}.xml"'
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def vm_define(request: HttpRequest) -> HttpResponse:
+    hosts = Host.objects.restrict(request.user, "vm.create")
+    if not hosts.exists():
+        from django.core.exceptions import PermissionDenied
+
+        raise PermissionDenied
+    form = DefineForm(request.POST or None, request.FILES or None, hosts=hosts)
+    if request.method == "POST" and form.is_valid():
+        try:
+            vm = services.define_vm(
+                form.cleaned_data["host"],
+                form.cleaned_data["xml_text"],
+                actor=request.user,
+                client_address=client_address(request),
+            )
+        except ServiceError as error:
+            form.add_error(None, error.message)
+        else:
+            return redirect("vms:detail", pk=vm.pk)
+    return render(request, "vms/define.html", {"form": form})

@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from apps.core import views as core_views
+from apps.hosts.api import HostViewSet
+from apps.vms.api import VirtualMachineViewSet
+
+router = DefaultRouter()
+router.register("hosts", HostViewSet, basename="host")
+router.register("vms", VirtualMachineViewSet, basename="vm")
+
+urlpatterns = [
+    path("", core_views.home, name="home"),
+    path("healthz", core_views.health, name="health"),
+    path("", include("apps.accounts.urls")),
+    path("vms/", include("apps.vms.urls")),
+    path("hosts/", include("apps.hosts.urls")),
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+]
