@@ -39,6 +39,7 @@ static/vendor/.installed: package-lock.json
 
 messages: venv
 	@$(PY) manage.py compilemessages -v 0 --ignore=.venv --ignore=node_modules
+	@$(PY) manage.py collectstatic --noinput -v 0
 
 lab:
 	@bash scripts/lab/lab.sh up

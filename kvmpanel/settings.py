@@ -172,6 +172,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# `make` runs collectstatic; in development whitenoise also serves straight from static/.
+WHITENOISE_USE_FINDERS = not PRODUCTION
 
 # Cookies are HttpOnly and SameSite=Lax always; Secure whenever the panel is served over HTTPS,
 # which production must be (the dev server on 127.0.0.1 is plain HTTP).
@@ -206,6 +208,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Hosts, virtual machines and their lifecycle. Every action is authorized and audited.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Swagger UI's files come from the sidecar package: the panel loads nothing from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

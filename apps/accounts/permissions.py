@@ -10,6 +10,7 @@ endpoint and consumer through `Model.objects.restrict(...)`. `has_privilege` ans
 Invisible objects are 404 (`vm.view` / `host.view` missing); visible but not allowed is 403.
 """
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -18,17 +19,17 @@ from django.db.models import Model, Q, QuerySet
 from apps.accounts.privileges import NO_ACCESS
 
 ROOT = "root"
-SCOPE_KINDS = {"hosts", "vms"}
+_SCOPE = re.compile(r"/(?P<kind>hosts|vms)/(?P<id>[0-9]+)")
 
 
 def parse_scope(scope: str) -> tuple[str, int | None]:
-    """ "/" -> ("root", None); "/vms/5" -> ("vms", 5). ValueError for anything else."""
+    """"/" -> ("root", None); "/vms/5" -> ("vms", 5). ValueError for anything else."""
     if scope == "/":
         return ROOT, None
-    parts = scope.strip("/").split("/")
-    if len(parts) == 2 and parts[0] in SCOPE_KINDS and parts[1].isdigit():
-        return parts[0], int(parts[1])
-    raise ValueError(f"Unknown scope {scope!r}: use '/', '/hosts/<id>' or '/vms/<id>'.")
+    match = _SCOPE.fullmatch(scope or "")
+    if match is None:
+        raise ValueError(f"Unknown scope {scope!r}: use '/', '/hosts/<id>' or '/vms/<id>'.")
+    return match["kind"], int(match["id"])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,151 @@
+"""Shared fixtures: personas, test:/// hosts, the lab hypervisors and a running panel.
+
+Personas (Healthchecks-style): alice owns a VM (VMUser on it), bob has no grant at all, carol may
+only look (a Viewer role on the host), oscar is an Operator on the host, and root is a superuser.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from apps.accounts.models import Role, User
+from apps.accounts.services import grant_role
+from apps.hosts.inventory import reconcile_host
+from apps.hosts.models import Host
+from apps.vms.models import VirtualMachine
+from kvmpanel.virt.connection import pool
+from tests.support.testnode import write_test_node
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+LAB = ROOT / "scripts" / "lab" / "lab.sh"
+PASSWORD = "correct horse battery staple"
+ARTIFACTS = ROOT / "test-results"
+
+
+def make_user(username: str, **extra) -> User:
+    return User.objects.create_user(username, password=PASSWORD, **extra)
+
+
+@dataclass
+class World:
+    host: Host
+    vm: VirtualMachine  # shut off, owned by alice
+    running_vm: VirtualMachine
+    alice: User
+    bob: User
+    carol: User
+    oscar: User
+    root: User
+
+
+@pytest.fixture
+def test_host(db, tmp_path) -> Host:
+    """A test:/// host with four domains (two running), already in the inventory."""
+    uri = write_test_node(tmp_path / "node.xml", vms=4, running=2)
+    host = Host.objects.create(name="testhost", uri=uri)
+    reconcile_host(host)
+    host.refresh_from_db()
+    yield host
+    pool.drop(uri)
+
+
+@pytest.fixture
+def world(test_host) -> World:
+    viewer, _ = Role.objects.get_or_create(name="Viewer", defaults={"privileges": ["vm.view", "host.view"]})
+    alice, bob, carol, oscar = (make_user(name) for name in ("alice", "bob", "carol", "oscar"))
+    root = make_user("root", is_superuser=True, is_staff=True)
+    vms = {vm.name: vm for vm in test_host.vms.all()}
+    shut_off = vms["vm0002"]
+    grant_role(actor=root, role="VMUser", scope=shut_off.scope, user=alice)
+    grant_role(actor=root, role="VMUser", scope=vms["vm0000"].scope, user=alice)
+    grant_role(actor=root, role=viewer, scope=test_host.scope, user=carol)
+    grant_role(actor=root, role="Operator", scope=test_host.scope, user=oscar)
+    return World(test_host, shut_off, vms["vm0000"], alice, bob, carol, oscar, root)
+
+
+# ---- the lab: real libvirtd + QEMU (TCG) ----
+
+
+@dataclass(frozen=True)
+class Lab:
+    uris: dict[int, str]
+
+    def virsh(self, host: int, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(["virsh", "-c", self.uris[host], *args], capture_output=True, text=True, check=check)
+
+    def run(self, *args: str) -> str:
+        return subprocess.run(["bash", str(LAB), *args], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    subprocess.run(["bash", str(LAB), "up"], check=True, capture_output=True)
+    uris = {n: subprocess.run(["bash", str(LAB), "uri", str(n)], check=True, capture_output=True,
+                              text=True).stdout.strip() for n in (1, 2)}
+    return Lab(uris)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@dataclass(frozen=True)
+class Panel:
+    url: str
+    port: int
+
+
+@pytest.fixture(scope="session")
+def panel(django_db_setup, django_db_blocker) -> Panel:
+    """daphne and the inventory listener as real processes, on the test database and Redis."""
+    port = _free_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONUNBUFFERED": "1"}
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "panel.log", "w")  # noqa: SIM115 - closed at teardown
+    web = subprocess.Popen([str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "kvmpanel.asgi:application"],
+                           cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    listener = subprocess.Popen([sys.executable, "manage.py", "inventory", "--reconcile-seconds", "5"],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_port(port, web)
+        yield Panel(url=f"http://127.0.0.1:{port}", port=port)
+    finally:
+        for process in (web, listener):
+            process.terminate()
+        for process in (web, listener):
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
+
+
+def session_cookie(user: User) -> str:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client.cookies[settings.SESSION_COOKIE_NAME].value

@@ -1,0 +1,206 @@
+"""Every route, every persona: anonymous, no grant (404), view only (403 on actions), allowed.
+
+`test_every_route_is_in_the_matrix` walks the URL and WebSocket routers and fails when a route has
+no row here, so a new page or endpoint cannot ship without its permission test.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from apps.vms.routing import websocket_urlpatterns
+from kvmpanel.asgi import application
+
+A_VM_XML = """<domain type='test'><name>matrix</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
+<os><type arch='x86_64'>hvm</type></os><devices/></domain>"""
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    method: str
+    url: Callable  # world -> url
+    anonymous: int  # status for anonymous users
+    stranger: int  # bob: no grant at all
+    viewer: int  # carol: Viewer on the host
+    allowed_as: str  # persona for whom it succeeds
+    allowed: int
+    data: Callable | None = None  # world -> POST data
+    api: bool = False
+
+
+def vm(world):
+    return world.vm.pk
+
+
+def running(world):
+    return world.running_vm.pk
+
+
+ROUTES = [
+    Route("home", "get", lambda w: reverse("home"), 302, 302, 302, "alice", 302),
+    Route("health", "get", lambda w: reverse("health"), 200, 200, 200, "alice", 200),
+    Route("login", "get", lambda w: reverse("login"), 200, 302, 302, "alice", 302),
+    Route("logout", "post", lambda w: reverse("logout"), 302, 302, 302, "alice", 302),
+    Route("set-language", "post", lambda w: reverse("set-language"), 302, 302, 302, "alice", 302,
+          data=lambda w: {"language": "zh-hans"}),
+    Route("vms:list", "get", lambda w: reverse("vms:list"), 302, 200, 200, "alice", 200),
+    Route("vms:define", "get", lambda w: reverse("vms:define"), 302, 403, 403, "oscar", 200),
+    Route("vms:detail", "get", lambda w: reverse("vms:detail", args=[vm(w)]), 302, 404, 200, "alice", 200),
+    Route("vms:xml", "get", lambda w: reverse("vms:xml", args=[vm(w)]), 302, 404, 200, "alice", 200),
+    Route("vms:rename", "post", lambda w: reverse("vms:rename", args=[vm(w)]), 302, 404, 403, "alice", 302,
+          data=lambda w: {"name": "renamed"}),
+    Route("vms:autostart", "post", lambda w: reverse("vms:autostart", args=[vm(w)]), 302, 404, 403, "alice", 302,
+          data=lambda w: {"enabled": "1"}),
+    Route("vms:delete", "get", lambda w: reverse("vms:delete", args=[vm(w)]), 302, 404, 403, "alice", 200),
+    Route("vms:action", "post", lambda w: reverse("vms:action", args=[vm(w), "start"]), 302, 404, 403, "alice", 302),
+    Route("hosts:list", "get", lambda w: reverse("hosts:list"), 302, 200, 200, "oscar", 200),
+    Route("hosts:add", "get", lambda w: reverse("hosts:add"), 302, 403, 403, "root", 200),
+    Route("hosts:detail", "get", lambda w: reverse("hosts:detail", args=[w.host.pk]), 302, 404, 200, "oscar", 200),
+    Route("hosts:refresh", "post", lambda w: reverse("hosts:refresh", args=[w.host.pk]), 302, 404, 403, "root", 302),
+    # API: anonymous gets 401 (token auth challenges), invisible objects 404, no privilege 403.
+    Route("api-root", "get", lambda w: reverse("api-root"), 401, 200, 200, "alice", 200, api=True),
+    Route("api-schema", "get", lambda w: reverse("api-schema"), 401, 200, 200, "alice", 200, api=True),
+    Route("api-docs", "get", lambda w: reverse("api-docs"), 401, 200, 200, "alice", 200),
+    Route("host-list", "get", lambda w: reverse("host-list"), 401, 200, 200, "oscar", 200, api=True),
+    Route("host-detail", "get", lambda w: reverse("host-detail", args=[w.host.pk]), 401, 404, 200, "oscar", 200,
+          api=True),
+    Route("host-refresh", "post", lambda w: reverse("host-refresh", args=[w.host.pk]), 401, 404, 403, "root", 200,
+          api=True),
+    Route("vm-list", "get", lambda w: reverse("vm-list"), 401, 200, 200, "alice", 200, api=True),
+    Route("vm-detail", "get", lambda w: reverse("vm-detail", args=[vm(w)]), 401, 404, 200, "alice", 200, api=True),
+    Route("vm-xml", "get", lambda w: reverse("vm-xml", args=[vm(w)]), 401, 404, 200, "alice", 200, api=True),
+    Route("vm-start", "post", lambda w: reverse("vm-start", args=[vm(w)]), 401, 404, 403, "alice", 200, api=True),
+    Route("vm-shutdown", "post", lambda w: reverse("vm-shutdown", args=[running(w)]), 401, 404, 403, "alice", 200,
+          api=True),
+    Route("vm-force-off", "post", lambda w: reverse("vm-force-off", args=[running(w)]), 401, 404, 403, "alice", 200,
+          api=True),
+    Route("vm-reboot", "post", lambda w: reverse("vm-reboot", args=[running(w)]), 401, 404, 403, "alice", 200,
+          api=True),
+    Route("vm-suspend", "post", lambda w: reverse("vm-suspend", args=[running(w)]), 401, 404, 403, "alice", 200,
+          api=True),
+    Route("vm-resume", "post", lambda w: reverse("vm-resume", args=[running(w)]), 401, 404, 403, "alice", 409,
+          api=True),  # allowed, but the VM is running: a clear refusal, not a permission error
+    Route("vm-rename", "post", lambda w: reverse("vm-rename", args=[vm(w)]), 401, 404, 403, "alice", 200,
+          data=lambda w: {"name": "renamed"}, api=True),
+    Route("vm-autostart", "post", lambda w: reverse("vm-autostart", args=[vm(w)]), 401, 404, 403, "alice", 200,
+          data=lambda w: {"enabled": True}, api=True),
+    Route("vm-define", "post", lambda w: reverse("vm-define"), 401, 404, 403, "oscar", 201,
+          data=lambda w: {"host": w.host.pk, "xml": A_VM_XML}, api=True),
+]
+# vm-detail also answers DELETE; it has its own row so the method is covered.
+DELETE_ROUTE = Route("vm-detail", "delete", lambda w: reverse("vm-detail", args=[vm(w)]), 401, 404, 403, "alice", 200,
+                     api=True)
+# The admin is Django's own (staff only, its own permission system), tested by Django itself.
+EXEMPT = {"admin"}
+WEBSOCKET_ROUTES = {"ws-vms", "ws-vm"}
+
+
+def request(client: Client, route: Route, world):
+    url = route.url(world)
+    data = route.data(world) if route.data else {}
+    if route.method == "get":
+        return client.get(url)
+    if route.method == "delete":
+        return client.delete(url)
+    if route.api:
+        return client.post(url, data, content_type="application/json")
+    return client.post(url, data)
+
+
+def client_for(world, persona: str | None) -> Client:
+    client = Client()
+    if persona:
+        client.force_login(getattr(world, persona))
+    return client
+
+
+@pytest.mark.parametrize("route", [*ROUTES, DELETE_ROUTE], ids=lambda r: f"{r.method}-{r.name}")
+@pytest.mark.parametrize("persona", ["anonymous", "stranger", "viewer", "allowed"])
+def test_the_route_answers_each_persona_as_it_should(world, route, persona):
+    user = {"anonymous": None, "stranger": "bob", "viewer": "carol", "allowed": route.allowed_as}[persona]
+    expected = {"anonymous": route.anonymous, "stranger": route.stranger, "viewer": route.viewer,
+                "allowed": route.allowed}[persona]
+    response = request(client_for(world, user), route, world)
+    assert response.status_code == expected, getattr(response, "content", b"")[:300]
+    if route.api and expected >= 400:
+        assert b"detail" in response.content
+    if persona == "anonymous" and not route.api and expected == 302 and route.name not in {"home", "logout"}:
+        assert response["Location"].startswith(reverse("login"))
+
+
+def test_the_list_shows_a_stranger_nothing_and_an_owner_only_their_vms(world):
+    assert client_for(world, "bob").get(reverse("vm-list")).json()["count"] == 0
+    names = {row["name"] for row in client_for(world, "alice").get(reverse("vm-list")).json()["results"]}
+    assert names == {"vm0000", "vm0002"}
+    page = client_for(world, "bob").get(reverse("vms:list")).content.decode()
+    assert "vm0002" not in page
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.method == "post"], ids=lambda r: r.name)
+def test_state_changes_refuse_get(world, route):
+    response = client_for(world, "root").get(route.url(world))
+    assert response.status_code == 405
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.method == "post" and r.name != "logout"],
+                         ids=lambda r: r.name)
+def test_state_changes_need_a_csrf_token(world, route):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(world.root)
+    response = request(client, route, world)
+    assert response.status_code == 403
+    assert world.vm.__class__.objects.get(pk=world.vm.pk).state == "shutoff"
+
+
+def _connect(world, path: str, persona: str | None):
+    async def run():
+        communicator = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://127.0.0.1")])
+        if persona:
+            communicator.scope["user"] = getattr(world, persona)
+        connected, code = await communicator.connect()
+        await communicator.disconnect()
+        return connected, code
+
+    return async_to_sync(run)()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("path", "persona", "accepted"),
+    [
+        ("/ws/vms/", None, False),
+        ("/ws/vms/", "bob", True),  # the list stream filters each message by the gate
+        ("/ws/vms/{vm}/", None, False),
+        ("/ws/vms/{vm}/", "bob", False),
+        ("/ws/vms/{vm}/", "carol", True),
+        ("/ws/vms/{vm}/", "alice", True),
+    ],
+)
+def test_websocket_routes_answer_each_persona_as_they_should(world, path, persona, accepted):
+    connected, _code = _connect(world, path.format(vm=world.vm.pk), persona)
+    assert connected is accepted
+
+
+def _names(patterns, namespace: str = "") -> set[str]:
+    names = set()
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            names |= _names(pattern.url_patterns, inner)
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            names.add(namespace + pattern.name)
+    return names
+
+
+def test_every_route_is_in_the_matrix():
+    routed = {name for name in _names(get_resolver().url_patterns) if name.split(":")[0] not in EXEMPT}
+    routed = {name for name in routed if not name.endswith("-format") and "format" not in name}
+    covered = {route.name for route in ROUTES}
+    assert routed - covered == set(), "routes without a permission test"
+    assert {p.name for p in websocket_urlpatterns} == WEBSOCKET_ROUTES
