@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from django.http import HttpResponse
     from django.test import Client
 
+    from apps.accounts.models import User
+    from apps.vms.models import VirtualMachine
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "var" / "bench"
 DB_PATH = BENCH_DIR / "bench.sqlite3"
@@ -92,7 +95,6 @@ def configure_django() -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{DB_PATH}{suffix}").unlink(missing_ok=True)
     settings.DATABASES["default"]["NAME"] = DB_PATH
-    settings.DATABASES["default"]["TEST"] = {"NAME": BENCH_DIR / "bench-test.sqlite3"}
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     settings.LOGGING["root"]["level"] = "WARNING"
@@ -118,6 +120,7 @@ def fill_inventory(size: int) -> float:
     """10 test:/// hosts, size/10 domains each, synced by reconcile_host; returns the sync seconds."""
     from apps.hosts.inventory import reconcile_host
     from apps.hosts.models import Host
+    from apps.vms.models import VirtualMachine
     from tests.support.testnode import write_test_node
 
     node_dir = BENCH_DIR / f"nodes-{size}"
@@ -130,11 +133,19 @@ def fill_inventory(size: int) -> float:
     start = time.perf_counter()
     for host in hosts:
         reconcile_host(host)
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    total, running = VirtualMachine.objects.count(), VirtualMachine.objects.filter(state="running").count()
+    if (total, running) != (size, size // 2):
+        raise BenchError(f"inventory holds {total} VMs ({running} running) after the sync, expected {size}")
+    return seconds
 
 
-def create_viewer(size: int):
-    """The operator-style bench user, with a few VM-level grants for the filter to work through."""
+def create_viewer() -> tuple["User", list["VirtualMachine"]]:
+    """The operator-style bench user, and the VMs it has NoAccess on.
+
+    Operator on "/", NoAccess on the first VMs by name (they would be on page 1) and VMUser on the
+    next few, so the permission filter has real grants to turn into SQL.
+    """
     from apps.accounts.models import User
     from apps.accounts.privileges import NO_ACCESS, OPERATOR, VM_USER
     from apps.accounts.services import grant_role
@@ -147,21 +158,20 @@ def create_viewer(size: int):
         grant_role(actor=None, role=NO_ACCESS, scope=vm.scope, user=user)
     for vm in first[NO_ACCESS_VMS:]:
         grant_role(actor=None, role=VM_USER, scope=vm.scope, user=user)
-    total = VirtualMachine.objects.count()
-    if total != size:
-        raise BenchError(f"inventory holds {total} VMs after the sync, expected {size}")
-    return user
+    return user, first[:NO_ACCESS_VMS]
 
 
-def expected_rows() -> Expected:
-    """Visible and filtered counts computed straight from the grants made in create_viewer."""
+def expected_rows(hidden: list["VirtualMachine"]) -> Expected:
+    """What the user must see, counted with plain ORM queries that bypass the permission gate."""
     from apps.vms.models import VirtualMachine
 
-    hidden = list(VirtualMachine.objects.order_by("name", "pk")[:NO_ACCESS_VMS])
     hidden_ids = {vm.pk for vm in hidden}
     others = VirtualMachine.objects.exclude(pk__in=hidden_ids)
     filtered = others.filter(state=FILTER["state"], name__icontains=FILTER["name"]).count()
-    return Expected(others.count(), filtered, hidden_ids, [vm.name for vm in hidden])
+    expected = Expected(others.count(), filtered, hidden_ids, [vm.name for vm in hidden])
+    if not expected.visible or not expected.filtered:
+        raise BenchError(f"nothing to list: {expected.visible} visible VMs, {expected.filtered} match the filter")
+    return expected
 
 
 # --- checks: a benchmark that measures an error page is worthless --------------------------------
@@ -245,8 +255,8 @@ def measure_size(size: int) -> SizeResult:
     reset_database()
     fill_seconds = fill_inventory(size)
     pool.close_all()  # list requests must not need a connection: any call would show up below
-    user = create_viewer(size)
-    expected = expected_rows()
+    user, hidden = create_viewer()
+    expected = expected_rows(hidden)
     client = Client(raise_request_exception=False)  # a crash is reported as a failed status, below
     client.force_login(user)
     result = SizeResult(size=size, visible=expected.visible, fill_seconds=fill_seconds)
@@ -257,8 +267,8 @@ def measure_size(size: int) -> SizeResult:
     }
     for kind, (url, check) in requests.items():
         progress(f"{size} VMs: timing GET {url}")
-        result.queries[kind], calls = count_queries(client, url, check)
         result.medians_ms[kind], most_calls = time_requests(client, url, check)
+        result.queries[kind], calls = count_queries(client, url, check)
         result.libvirt_calls = max(result.libvirt_calls, calls, most_calls)
     return result
 

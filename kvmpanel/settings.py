@@ -158,7 +158,12 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("KVMPANEL_CHANNEL_PREFIX", "kvmpanel")},
+        "CONFIG": {
+            # redis-py 8 defaults socket_timeout to 5 s, the same as channels-redis's blocking-pop
+            # timeout, so an idle consumer's read could time out and crash it; give reads headroom.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
+            "prefix": env_str("KVMPANEL_CHANNEL_PREFIX", "kvmpanel"),
+        },
     }
 }
 

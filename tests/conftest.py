@@ -88,8 +88,10 @@ class Lab:
 @pytest.fixture(scope="session")
 def lab() -> Lab:
     subprocess.run(["bash", str(LAB), "up"], check=True, capture_output=True)
-    uris = {n: subprocess.run(["bash", str(LAB), "uri", str(n)], check=True, capture_output=True,
-                              text=True).stdout.strip() for n in (1, 2)}
+    uris = {
+        n: subprocess.run(["bash", str(LAB), "uri", str(n)], check=True, capture_output=True, text=True).stdout.strip()
+        for n in (1, 2)
+    }
     return Lab(uris)
 
 
@@ -125,10 +127,20 @@ def panel(django_db_setup, django_db_blocker) -> Panel:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONUNBUFFERED": "1"}
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / "panel.log", "w")  # noqa: SIM115 - closed at teardown
-    web = subprocess.Popen([str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "kvmpanel.asgi:application"],
-                           cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    listener = subprocess.Popen([sys.executable, "manage.py", "inventory", "--reconcile-seconds", "5"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    web = subprocess.Popen(
+        [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "kvmpanel.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    listener = subprocess.Popen(
+        [sys.executable, "manage.py", "inventory", "--reconcile-seconds", "5"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         _wait_for_port(port, web)
         yield Panel(url=f"http://127.0.0.1:{port}", port=port)

@@ -23,7 +23,7 @@ _SCOPE = re.compile(r"/(?P<kind>hosts|vms)/(?P<id>[0-9]+)")
 
 
 def parse_scope(scope: str) -> tuple[str, int | None]:
-    """"/" -> ("root", None); "/vms/5" -> ("vms", 5). ValueError for anything else."""
+    """ "/" -> ("root", None); "/vms/5" -> ("vms", 5). ValueError for anything else."""
     if scope == "/":
         return ROOT, None
     match = _SCOPE.fullmatch(scope or "")

@@ -15,7 +15,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 
 from apps.core.errors import ServiceError
 from apps.hosts.inventory import reconcile_host, sync_domain
@@ -32,7 +32,7 @@ class InventoryListener:
         self.reconcile_seconds = reconcile_seconds or settings.KVMPANEL_RECONCILE_SECONDS
         self.tick = tick
         self.events: queue.Queue[events.LifecycleEvent] = queue.Queue()
-        self.subscriptions: dict[int, events.Subscription] = {}
+        self.subscriptions: dict[str, events.Subscription] = {}  # by host URI
         self.stop = threading.Event()
         self._next_reconcile = 0.0
 
@@ -42,28 +42,41 @@ class InventoryListener:
     def run(self) -> None:
         log.info("inventory listener started (reconcile every %ss)", self.reconcile_seconds)
         while not self.stop.is_set():
-            close_old_connections()
-            hosts = {host.pk: host for host in Host.objects.all()}
-            self._watch(hosts)
-            if time.monotonic() >= self._next_reconcile:
-                self._reconcile(hosts)
-                self._next_reconcile = time.monotonic() + self.reconcile_seconds
-            self._drain(hosts)
+            try:
+                self.step()
+            except Exception:
+                # One bad pass (a host deleted mid-event, a database hiccup) must not stop the
+                # listener: log it, pause briefly, and go on with a fresh database connection.
+                log.exception("inventory pass failed")
+                self.stop.wait(1.0)
+
+    def step(self) -> None:
+        close_old_connections()
+        hosts = {host.pk: host for host in Host.objects.all()}
+        self._watch(hosts)
+        if time.monotonic() >= self._next_reconcile:
+            self._reconcile(hosts)
+            self._next_reconcile = time.monotonic() + self.reconcile_seconds
+        self._drain(hosts)
 
     def _watch(self, hosts: dict[int, Host]) -> None:
-        for host_id in list(self.subscriptions):
-            if host_id not in hosts:
-                self.subscriptions.pop(host_id)
-        for host in hosts.values():
-            subscription = self.subscriptions.get(host.pk)
+        # Subscriptions are keyed by URI: libvirt allows one identical registration per connection,
+        # and a host row that is removed and added again must not leave a stale callback behind.
+        wanted = {host.uri: host for host in hosts.values()}
+        for uri in list(self.subscriptions):
+            if uri not in wanted:
+                events.unwatch(self.subscriptions.pop(uri))
+        for uri, host in wanted.items():
+            subscription = self.subscriptions.get(uri)
             if subscription is not None and events.subscription_alive(subscription):
                 continue
             if subscription is not None:
-                self.subscriptions.pop(host.pk)
+                self.subscriptions.pop(uri)
                 mark_host_unreachable(host, "connection lost")
             try:
-                self.subscriptions[host.pk] = events.watch_lifecycle(host.uri, self._on_event)
+                self.subscriptions[uri] = events.watch_lifecycle(uri, self._on_event)
             except HypervisorError as error:
+                log.warning("cannot watch %s: %s", host.name, error)
                 mark_host_unreachable(host, error.message)
                 continue
             log.info("watching %s (%s)", host.name, host.uri)
@@ -74,8 +87,9 @@ class InventoryListener:
                 log.warning("reconcile of %s failed: %s", host.name, error)
 
     def _reconcile(self, hosts: dict[int, Host]) -> None:
-        for host_id in self.subscriptions:
-            host = hosts[host_id]
+        for host in hosts.values():
+            if host.uri not in self.subscriptions:
+                continue  # unreachable: _watch retries it with the pool's backoff
             try:
                 reconcile_host(host)
             except HypervisorError as error:
@@ -96,3 +110,5 @@ class InventoryListener:
                 sync_domain(host, event.uuid)
             except HypervisorError as error:
                 log.warning("event %s for %s on %s: %s", event.event, event.name, host.name, error)
+            except DatabaseError:
+                log.warning("event %s for %s on %s not applied", event.event, event.name, host.name, exc_info=True)

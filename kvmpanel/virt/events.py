@@ -5,6 +5,7 @@ loop thread and must not touch the database: the inventory listener hands each e
 thread through a queue.
 """
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,6 +42,8 @@ class Subscription:
 
 
 def watch_lifecycle(uri: str, handler: Callable[[LifecycleEvent], None]) -> Subscription:
+    """Deliver the host's domain lifecycle events to `handler`. One subscription per URI and
+    connection: libvirt refuses a second identical registration ("callback already tracked")."""
     ensure_event_loop()
 
     def on_event(_conn, dom, event, _detail, _opaque) -> None:
@@ -58,3 +61,12 @@ def subscription_alive(subscription: Subscription) -> bool:
     if not pool.is_connected(subscription.uri):
         return False
     return id(pool.get_cached(subscription.uri)) == subscription.connection_id
+
+
+def unwatch(subscription: Subscription) -> None:
+    """Stop the events of a subscription (a no-op when its connection is already gone)."""
+    conn = pool.get_cached(subscription.uri)
+    if conn is None or id(conn) != subscription.connection_id:
+        return
+    with contextlib.suppress(libvirt.libvirtError):
+        conn.domainEventDeregisterAny(subscription.callback_id)

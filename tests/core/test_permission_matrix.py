@@ -47,16 +47,43 @@ ROUTES = [
     Route("health", "get", lambda w: reverse("health"), 200, 200, 200, "alice", 200),
     Route("login", "get", lambda w: reverse("login"), 200, 302, 302, "alice", 302),
     Route("logout", "post", lambda w: reverse("logout"), 302, 302, 302, "alice", 302),
-    Route("set-language", "post", lambda w: reverse("set-language"), 302, 302, 302, "alice", 302,
-          data=lambda w: {"language": "zh-hans"}),
+    Route(
+        "set-language",
+        "post",
+        lambda w: reverse("set-language"),
+        302,
+        302,
+        302,
+        "alice",
+        302,
+        data=lambda w: {"language": "zh-hans"},
+    ),
     Route("vms:list", "get", lambda w: reverse("vms:list"), 302, 200, 200, "alice", 200),
     Route("vms:define", "get", lambda w: reverse("vms:define"), 302, 403, 403, "oscar", 200),
     Route("vms:detail", "get", lambda w: reverse("vms:detail", args=[vm(w)]), 302, 404, 200, "alice", 200),
     Route("vms:xml", "get", lambda w: reverse("vms:xml", args=[vm(w)]), 302, 404, 200, "alice", 200),
-    Route("vms:rename", "post", lambda w: reverse("vms:rename", args=[vm(w)]), 302, 404, 403, "alice", 302,
-          data=lambda w: {"name": "renamed"}),
-    Route("vms:autostart", "post", lambda w: reverse("vms:autostart", args=[vm(w)]), 302, 404, 403, "alice", 302,
-          data=lambda w: {"enabled": "1"}),
+    Route(
+        "vms:rename",
+        "post",
+        lambda w: reverse("vms:rename", args=[vm(w)]),
+        302,
+        404,
+        403,
+        "alice",
+        302,
+        data=lambda w: {"name": "renamed"},
+    ),
+    Route(
+        "vms:autostart",
+        "post",
+        lambda w: reverse("vms:autostart", args=[vm(w)]),
+        302,
+        404,
+        403,
+        "alice",
+        302,
+        data=lambda w: {"enabled": "1"},
+    ),
     Route("vms:delete", "get", lambda w: reverse("vms:delete", args=[vm(w)]), 302, 404, 403, "alice", 200),
     Route("vms:action", "post", lambda w: reverse("vms:action", args=[vm(w), "start"]), 302, 404, 403, "alice", 302),
     Route("hosts:list", "get", lambda w: reverse("hosts:list"), 302, 200, 200, "oscar", 200),
@@ -68,34 +95,96 @@ ROUTES = [
     Route("api-schema", "get", lambda w: reverse("api-schema"), 401, 200, 200, "alice", 200, api=True),
     Route("api-docs", "get", lambda w: reverse("api-docs"), 401, 200, 200, "alice", 200),
     Route("host-list", "get", lambda w: reverse("host-list"), 401, 200, 200, "oscar", 200, api=True),
-    Route("host-detail", "get", lambda w: reverse("host-detail", args=[w.host.pk]), 401, 404, 200, "oscar", 200,
-          api=True),
-    Route("host-refresh", "post", lambda w: reverse("host-refresh", args=[w.host.pk]), 401, 404, 403, "root", 200,
-          api=True),
+    Route(
+        "host-detail", "get", lambda w: reverse("host-detail", args=[w.host.pk]), 401, 404, 200, "oscar", 200, api=True
+    ),
+    Route(
+        "host-refresh",
+        "post",
+        lambda w: reverse("host-refresh", args=[w.host.pk]),
+        401,
+        404,
+        403,
+        "root",
+        200,
+        api=True,
+    ),
     Route("vm-list", "get", lambda w: reverse("vm-list"), 401, 200, 200, "alice", 200, api=True),
     Route("vm-detail", "get", lambda w: reverse("vm-detail", args=[vm(w)]), 401, 404, 200, "alice", 200, api=True),
     Route("vm-xml", "get", lambda w: reverse("vm-xml", args=[vm(w)]), 401, 404, 200, "alice", 200, api=True),
     Route("vm-start", "post", lambda w: reverse("vm-start", args=[vm(w)]), 401, 404, 403, "alice", 200, api=True),
-    Route("vm-shutdown", "post", lambda w: reverse("vm-shutdown", args=[running(w)]), 401, 404, 403, "alice", 200,
-          api=True),
-    Route("vm-force-off", "post", lambda w: reverse("vm-force-off", args=[running(w)]), 401, 404, 403, "alice", 200,
-          api=True),
-    Route("vm-reboot", "post", lambda w: reverse("vm-reboot", args=[running(w)]), 401, 404, 403, "alice", 200,
-          api=True),
-    Route("vm-suspend", "post", lambda w: reverse("vm-suspend", args=[running(w)]), 401, 404, 403, "alice", 200,
-          api=True),
-    Route("vm-resume", "post", lambda w: reverse("vm-resume", args=[running(w)]), 401, 404, 403, "alice", 409,
-          api=True),  # allowed, but the VM is running: a clear refusal, not a permission error
-    Route("vm-rename", "post", lambda w: reverse("vm-rename", args=[vm(w)]), 401, 404, 403, "alice", 200,
-          data=lambda w: {"name": "renamed"}, api=True),
-    Route("vm-autostart", "post", lambda w: reverse("vm-autostart", args=[vm(w)]), 401, 404, 403, "alice", 200,
-          data=lambda w: {"enabled": True}, api=True),
-    Route("vm-define", "post", lambda w: reverse("vm-define"), 401, 404, 403, "oscar", 201,
-          data=lambda w: {"host": w.host.pk, "xml": A_VM_XML}, api=True),
+    Route(
+        "vm-shutdown",
+        "post",
+        lambda w: reverse("vm-shutdown", args=[running(w)]),
+        401,
+        404,
+        403,
+        "alice",
+        200,
+        api=True,
+    ),
+    Route(
+        "vm-force-off",
+        "post",
+        lambda w: reverse("vm-force-off", args=[running(w)]),
+        401,
+        404,
+        403,
+        "alice",
+        200,
+        api=True,
+    ),
+    Route(
+        "vm-reboot", "post", lambda w: reverse("vm-reboot", args=[running(w)]), 401, 404, 403, "alice", 200, api=True
+    ),
+    Route(
+        "vm-suspend", "post", lambda w: reverse("vm-suspend", args=[running(w)]), 401, 404, 403, "alice", 200, api=True
+    ),
+    Route(
+        "vm-resume", "post", lambda w: reverse("vm-resume", args=[running(w)]), 401, 404, 403, "alice", 409, api=True
+    ),  # allowed, but the VM is running: a clear refusal, not a permission error
+    Route(
+        "vm-rename",
+        "post",
+        lambda w: reverse("vm-rename", args=[vm(w)]),
+        401,
+        404,
+        403,
+        "alice",
+        200,
+        data=lambda w: {"name": "renamed"},
+        api=True,
+    ),
+    Route(
+        "vm-autostart",
+        "post",
+        lambda w: reverse("vm-autostart", args=[vm(w)]),
+        401,
+        404,
+        403,
+        "alice",
+        200,
+        data=lambda w: {"enabled": True},
+        api=True,
+    ),
+    Route(
+        "vm-define",
+        "post",
+        lambda w: reverse("vm-define"),
+        401,
+        404,
+        403,
+        "oscar",
+        201,
+        data=lambda w: {"host": w.host.pk, "xml": A_VM_XML},
+        api=True,
+    ),
 ]
 # vm-detail also answers DELETE; it has its own row so the method is covered.
-DELETE_ROUTE = Route("vm-detail", "delete", lambda w: reverse("vm-detail", args=[vm(w)]), 401, 404, 403, "alice", 200,
-                     api=True)
+DELETE_ROUTE = Route(
+    "vm-detail", "delete", lambda w: reverse("vm-detail", args=[vm(w)]), 401, 404, 403, "alice", 200, api=True
+)
 # The admin is Django's own (staff only, its own permission system), tested by Django itself.
 EXEMPT = {"admin"}
 WEBSOCKET_ROUTES = {"ws-vms", "ws-vm"}
@@ -124,8 +213,12 @@ def client_for(world, persona: str | None) -> Client:
 @pytest.mark.parametrize("persona", ["anonymous", "stranger", "viewer", "allowed"])
 def test_the_route_answers_each_persona_as_it_should(world, route, persona):
     user = {"anonymous": None, "stranger": "bob", "viewer": "carol", "allowed": route.allowed_as}[persona]
-    expected = {"anonymous": route.anonymous, "stranger": route.stranger, "viewer": route.viewer,
-                "allowed": route.allowed}[persona]
+    expected = {
+        "anonymous": route.anonymous,
+        "stranger": route.stranger,
+        "viewer": route.viewer,
+        "allowed": route.allowed,
+    }[persona]
     response = request(client_for(world, user), route, world)
     assert response.status_code == expected, getattr(response, "content", b"")[:300]
     if route.api and expected >= 400:
@@ -148,8 +241,9 @@ def test_state_changes_refuse_get(world, route):
     assert response.status_code == 405
 
 
-@pytest.mark.parametrize("route", [r for r in ROUTES if r.method == "post" and r.name != "logout"],
-                         ids=lambda r: r.name)
+@pytest.mark.parametrize(
+    "route", [r for r in ROUTES if r.method == "post" and r.name != "logout"], ids=lambda r: r.name
+)
 def test_state_changes_need_a_csrf_token(world, route):
     client = Client(enforce_csrf_checks=True)
     client.force_login(world.root)

@@ -53,8 +53,17 @@ def test_the_tiny_guest_goes_through_every_lifecycle_action(make_guest, operator
     assert not domain.domain_exists(uri, uuid=vm.uuid)
     assert storage.find_volume_in_pool(uri, "default", disk.rsplit("/", 1)[1]) is None
     verbs = list(AuditEvent.objects.filter(target_id=str(vm.pk), result="ok").values_list("verb", flat=True))
-    assert {"vm.define", "vm.start", "vm.suspend", "vm.resume", "vm.reboot", "vm.shutdown", "vm.force-off",
-            "vm.rename", "vm.delete"} <= set(verbs)
+    assert {
+        "vm.define",
+        "vm.start",
+        "vm.suspend",
+        "vm.resume",
+        "vm.reboot",
+        "vm.shutdown",
+        "vm.force-off",
+        "vm.rename",
+        "vm.delete",
+    } <= set(verbs)
 
 
 def test_a_running_guest_cannot_be_renamed_deleted_or_started_again(make_guest, operator):

@@ -30,8 +30,15 @@ def write_test_node(
     running = vms // 2 if running is None else running
     node = ET.Element("node")
     cpu = ET.SubElement(node, "cpu")
-    for tag, value in [("nodes", "1"), ("sockets", "1"), ("cores", "8"), ("threads", "1"), ("mhz", "2000"),
-                       ("model", "x86_64"), ("active", "8")]:
+    for tag, value in [
+        ("nodes", "1"),
+        ("sockets", "1"),
+        ("cores", "8"),
+        ("threads", "1"),
+        ("mhz", "2000"),
+        ("model", "x86_64"),
+        ("active", "8"),
+    ]:
         ET.SubElement(cpu, tag).text = value
     ET.SubElement(node, "memory").text = str(64 * 1024 * 1024)
     pool = ET.SubElement(node, "pool", type="dir")

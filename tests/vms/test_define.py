@@ -34,12 +34,19 @@ def test_it_defines_a_vm_and_makes_the_uploader_its_owner(world):
         (xml(disk="/pool/../etc/shadow"), "inside a storage pool"),
         (xml(name="bad name"), "VM name"),
         (xml(name="vm0001"), "already exists"),
-        (xml(extra="<qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>"
-                   "<qemu:arg value='-evil'/></qemu:commandline>"), "Namespaced"),
+        (
+            xml(
+                extra="<qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>"
+                "<qemu:arg value='-evil'/></qemu:commandline>"
+            ),
+            "Namespaced",
+        ),
         (xml(devices_extra="<hostdev mode='subsystem' type='pci'/>"), "hostdev"),
         (xml(devices_extra="<interface type='ethernet'><script path='/bin/sh'/></interface>"), "scripts"),
-        (xml(devices_extra="<disk type='block' device='disk'><source dev='/dev/sda'/>"
-                           "<target dev='vdb'/></disk>"), "type 'block'"),
+        (
+            xml(devices_extra="<disk type='block' device='disk'><source dev='/dev/sda'/><target dev='vdb'/></disk>"),
+            "type 'block'",
+        ),
         ('<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><domain><name>&e;</name></domain>', "DOCTYPE"),
     ],
 )

@@ -16,13 +16,24 @@ def test_it_starts_a_shut_off_vm_and_records_who_did_it(world):
     vm = services.run_lifecycle(world.vm, "start", actor=world.alice, client_address="127.0.0.1")
     assert vm.state == "running" == state_on_host(vm)
     event = AuditEvent.objects.get(verb="vm.start")
-    assert (event.actor, event.target_id, event.result, event.client_address) == (world.alice, str(vm.pk), "ok", "127.0.0.1")
+    assert (event.actor, event.target_id, event.result, event.client_address) == (
+        world.alice,
+        str(vm.pk),
+        "ok",
+        "127.0.0.1",
+    )
 
 
 def test_it_walks_a_vm_through_every_power_action(world):
     vm = world.running_vm
-    for action, expected in [("suspend", "paused"), ("resume", "running"), ("reboot", "running"),
-                             ("force-off", "shutoff"), ("start", "running"), ("shutdown", "shutoff")]:
+    for action, expected in [
+        ("suspend", "paused"),
+        ("resume", "running"),
+        ("reboot", "running"),
+        ("force-off", "shutoff"),
+        ("start", "running"),
+        ("shutdown", "shutoff"),
+    ]:
         vm = services.run_lifecycle(vm, action, actor=world.oscar)
         assert vm.state == expected == state_on_host(vm), action
 
