@@ -23,6 +23,8 @@ from apps.vms.models import VirtualMachine
 from kvmpanel.virt.connection import pool
 from tests.support.testnode import write_test_node
 
+pytest_plugins = ["tests.support.lab"]
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 LAB = ROOT / "scripts" / "lab" / "lab.sh"

@@ -13,13 +13,14 @@ from apps.accounts.permissions import get_object_or_deny, has_privilege
 from apps.core.http import client_address
 from apps.hosts.models import Host
 from apps.vms import services
+from apps.vms.choices import PowerState
 from apps.vms.models import VirtualMachine
 from apps.vms.selectors import filter_vms, visible_vms
 
 
 class VirtualMachineSerializer(serializers.ModelSerializer):
     host_name = serializers.CharField(source="host.name", read_only=True)
-    state_label = serializers.CharField(source="get_state_display", read_only=True)
+    state_label = serializers.SerializerMethodField()
 
     class Meta:
         model = VirtualMachine
@@ -49,6 +50,13 @@ class VirtualMachineSerializer(serializers.ModelSerializer):
             "missing_since",
         ]
         read_only_fields = fields
+
+    def get_state_label(self, vm: VirtualMachine) -> str:
+        # One label table per serializer (per request), not Django's choices lookup per row.
+        labels = self.context.get("state_labels")
+        if labels is None:
+            labels = self.context["state_labels"] = {value: str(label) for value, label in PowerState.choices}
+        return labels.get(vm.state, vm.state)
 
 
 class RenameSerializer(serializers.Serializer):

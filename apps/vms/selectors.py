@@ -7,7 +7,12 @@ from apps.vms.models import VirtualMachine
 
 
 def visible_vms(user) -> QuerySet[VirtualMachine]:
-    return VirtualMachine.objects.restrict(user, "vm.view").select_related("host")
+    # Lists show the host's name only: leave its capability JSON columns undecoded.
+    return (
+        VirtualMachine.objects.restrict(user, "vm.view")
+        .select_related("host")
+        .defer("host__pools", "host__networks", "host__virtualization_flags")
+    )
 
 
 def filter_vms(queryset: QuerySet[VirtualMachine], *, host=None, state: str = "", name: str = "") -> QuerySet:

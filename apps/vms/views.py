@@ -3,6 +3,7 @@
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -16,6 +17,7 @@ from apps.vms import services
 from apps.vms.choices import PowerState
 from apps.vms.forms import DefineForm, DeleteForm, RenameForm, VMFilterForm
 from apps.vms.models import VirtualMachine
+from apps.vms.presenters import RowBuilder
 from apps.vms.selectors import filter_vms, privileges_on, visible_vms
 
 
@@ -33,25 +35,23 @@ def vm_list(request: HttpRequest) -> HttpResponse:
             name=form.cleaned_data["q"],
         )
     page = Paginator(queryset, 100).get_page(request.GET.get("page"))
-    rows = [(vm, privileges_on(request.user, vm)) for vm in page.object_list]
-    return render(
-        request,
-        "vms/list.html",
-        {"page": page, "rows": rows, "form": form, "actions": services.LIFECYCLE_ACTIONS},
-    )
+    builder = RowBuilder(get_token(request))
+    rows = [builder.row(vm, privileges_on(request.user, vm)) for vm in page.object_list]
+    return render(request, "vms/list.html", {"page": page, "rows": rows, "form": form})
 
 
 @login_required
 @require_GET
 def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:
     vm = get_object_or_deny(VirtualMachine.objects.select_related("host", "owner"), request.user, pk)
+    privileges = privileges_on(request.user, vm)
     return render(
         request,
         "vms/detail.html",
         {
             "vm": vm,
-            "privileges": privileges_on(request.user, vm),
-            "actions": services.LIFECYCLE_ACTIONS,
+            "row": RowBuilder(get_token(request)).row(vm, privileges),
+            "privileges": privileges,
             "rename_form": RenameForm(initial={"name": vm.name}),
         },
     )

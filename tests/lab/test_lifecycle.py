@@ -7,7 +7,7 @@ from apps.core.errors import ServiceError
 from apps.hosts.inventory import sync_domain
 from apps.vms import services
 from kvmpanel.virt import domain, storage
-from tests.lab.conftest import boots_seen, wait_for
+from tests.support.lab import boots_seen, wait_for
 
 pytestmark = pytest.mark.lab
 

@@ -11,7 +11,7 @@ from apps.hosts.models import Host
 from apps.vms import services
 from apps.vms.models import VirtualMachine
 from tests.conftest import LAB, session_cookie
-from tests.lab.conftest import wait_for
+from tests.support.lab import wait_for
 
 pytestmark = pytest.mark.lab
 

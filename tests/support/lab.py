@@ -1,4 +1,4 @@
-"""Fixtures for tests on the lab hypervisors: a registered lab host and tiny guests on it."""
+"""Fixtures for tests on the lab hypervisors: a registered lab host and tiny guests on it (a pytest plugin)."""
 
 import contextlib
 import time
@@ -17,7 +17,6 @@ from kvmpanel.virt.connection import pool
 from kvmpanel.virt.errors import HypervisorError
 from tests.conftest import ROOT, make_user
 
-pytestmark = pytest.mark.lab
 GUEST_PREFIX = "t-"
 
 
