@@ -114,3 +114,11 @@ def test_the_gate_costs_two_queries_whatever_the_number_of_grants(world, django_
     bob = type(world.bob).objects.get(pk=world.bob.pk)
     with django_assert_max_num_queries(3):
         assert len(list(VirtualMachine.objects.restrict(bob, "vm.view"))) == 4
+
+
+def test_every_privilege_is_documented():
+    from apps.accounts.privileges import PRIVILEGES
+    from tests.conftest import ROOT
+
+    documented = (ROOT / "docs" / "permissions.md").read_text()
+    assert [name for name in PRIVILEGES if f"| `{name}` |" not in documented] == []
