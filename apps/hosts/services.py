@@ -42,6 +42,22 @@ def validate_uri(uri: str) -> str:
     return uri
 
 
+_CAPABILITY_FIELDS = [
+    "hostname",
+    "cpu_model",
+    "cpu_count",
+    "memory_mib",
+    "virtualization_flags",
+    "kvm_usable",
+    "libvirt_version",
+    "hypervisor",
+    "hypervisor_version",
+    "pools",
+    "networks",
+    "probed_at",
+]
+
+
 def _apply_probe(host: Host) -> None:
     capabilities = virt_host.probe(host.uri)
     host.hostname = capabilities.hostname
@@ -95,11 +111,13 @@ def refresh_host(host: Host, *, actor=None) -> Host:
     try:
         _apply_probe(host)
     except HypervisorError as error:
-        if not error.permanent:
+        if error.permanent:
+            _set_status(host, HostStatus.ERROR, error.message)
+        else:
             mark_host_unreachable(host, error.message)
         raise from_hypervisor(error, host_name=host.name) from error
     with transaction.atomic():
-        host.save()
+        host.save(update_fields=_CAPABILITY_FIELDS)  # status belongs to _set_status, not to the probe
         if actor is not None:
             record_event(actor=actor, verb="host.refresh", target=host)
     mark_host_reachable(host)
