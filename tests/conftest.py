@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.utils import translation
 
 from apps.accounts.models import Role, User
 from apps.accounts.services import grant_role
@@ -34,6 +35,13 @@ ARTIFACTS = ROOT / "test-results"
 
 def make_user(username: str, **extra) -> User:
     return User.objects.create_user(username, password=PASSWORD, **extra)
+
+
+@pytest.fixture(autouse=True)
+def _reset_language():
+    """A request can leave its user's language active in this thread; start each test in English."""
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @dataclass

@@ -1,3 +1,4 @@
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
@@ -19,6 +20,9 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         token = authenticate_api_token(header[1].decode(errors="replace"))
         if token is None:
             raise exceptions.AuthenticationFailed(_("Invalid, expired or revoked token."))
+        if token.user.language:
+            # Session users get this from UserLanguageMiddleware; token users are only known here.
+            translation.activate(token.user.language)
         return token.user, token
 
     def authenticate_header(self, request) -> str:

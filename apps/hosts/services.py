@@ -13,8 +13,8 @@ from apps.audit.choices import AuditResult
 from apps.audit.services import record_event
 from apps.core.errors import AccessDenied, ServiceError, from_hypervisor
 from apps.hosts.choices import HostStatus
+from apps.hosts.live import publish_host
 from apps.hosts.models import Host
-from apps.vms.live import publish_host
 from kvmpanel.virt import host as virt_host
 from kvmpanel.virt.errors import HypervisorError
 

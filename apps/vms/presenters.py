@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
-from apps.vms.choices import PowerState
+from apps.vms.choices import STATE_REASONS, PowerState
 from apps.vms.models import VirtualMachine
 from apps.vms.services import LIFECYCLE_ACTIONS
 
@@ -46,6 +46,7 @@ class ActionButton:
 class VMRow:
     vm: VirtualMachine
     state_label: str
+    reason_label: str
     actions: list[ActionButton]
     csrf_token: str
 
@@ -94,4 +95,5 @@ class RowBuilder:
             if action.privilege in privileges
         ]
         label = self.missing_label if vm.missing else self.state_labels.get(vm.state, vm.state)
-        return VMRow(vm=vm, state_label=label, actions=buttons, csrf_token=self.csrf_token)
+        reason = str(STATE_REASONS.get(vm.state_reason, vm.state_reason))
+        return VMRow(vm=vm, state_label=label, reason_label=reason, actions=buttons, csrf_token=self.csrf_token)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import libvirt
+from django.utils.translation import gettext as _
 
 from kvmpanel.virt.errors import HypervisorError
 
@@ -112,7 +113,8 @@ class ConnectionPool:
             if failure and time.monotonic() < failure.retry_at:
                 wait = failure.retry_at - time.monotonic()
                 raise HypervisorError(
-                    f"Host unreachable: {failure.message} (next attempt in {wait:.0f} s).",
+                    _("%(reason)s (next attempt in %(seconds)d s).")
+                    % {"reason": failure.message, "seconds": round(wait)},
                     permanent=False,
                     code="unreachable",
                 )
@@ -130,7 +132,7 @@ class ConnectionPool:
             backoff = min(self.max_backoff, 2.0 ** (attempts - 1))
             self._failures[uri] = _Failure(attempts, time.monotonic() + backoff, message)
             log.warning("cannot connect to %s: %s (retry in %.0f s)", uri, message, backoff)
-            raise HypervisorError(f"Host unreachable: {message}", permanent=False, code="unreachable") from exc
+            raise HypervisorError(message, permanent=False, code="unreachable") from exc
         self._failures.pop(uri, None)
         if not uri.startswith("test:"):
             with contextlib.suppress(libvirt.libvirtError):
@@ -212,7 +214,7 @@ def translate(exc: libvirt.libvirtError) -> HypervisorError:
     code_number = exc.get_error_code()
     message = _clean_message(exc)
     if code_number in _TRANSIENT and ("connection" in message.lower() or "closed" in message.lower()):
-        return HypervisorError(f"Host unreachable: {message}", permanent=False, code="unreachable")
+        return HypervisorError(message, permanent=False, code="unreachable")
     return HypervisorError(message, permanent=True, code=_ERROR_CODES.get(code_number, "error"))
 
 

@@ -4,6 +4,7 @@ import contextlib
 import xml.etree.ElementTree as ET
 
 import libvirt
+from django.utils.translation import gettext as _
 
 from kvmpanel.virt import xml as domain_xml
 from kvmpanel.virt.connection import call
@@ -183,7 +184,7 @@ def _lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
         return conn.lookupByUUIDString(uuid)
     except libvirt.libvirtError as exc:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            raise HypervisorError("The VM no longer exists on its host.", code="no-domain") from exc
+            raise HypervisorError(_("The VM no longer exists on its host."), code="no-domain") from exc
         raise
 
 

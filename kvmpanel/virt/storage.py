@@ -7,6 +7,7 @@ issue grows it into full pool and volume management.
 import xml.etree.ElementTree as ET
 
 import libvirt
+from django.utils.translation import gettext as _
 
 from kvmpanel.virt.connection import call
 from kvmpanel.virt.errors import HypervisorError
@@ -16,7 +17,7 @@ from kvmpanel.virt.xml import validate_name
 def create_volume(uri: str, pool_name: str, volume_name: str, *, capacity_bytes: int, fmt: str = "qcow2") -> str:
     """`qemu-img create -f FMT` inside a pool (sparse): returns the new volume's path."""
     if fmt not in {"qcow2", "raw"}:
-        raise HypervisorError(f"Unsupported volume format {fmt!r}.", code="invalid-argument")
+        raise HypervisorError(_("Unsupported volume format %(format)r.") % {"format": fmt}, code="invalid-argument")
     validate_name(volume_name.rsplit(".", 1)[0])
     volume = ET.Element("volume")
     ET.SubElement(volume, "name").text = volume_name

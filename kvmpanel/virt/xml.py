@@ -8,6 +8,8 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext as _
+
 from kvmpanel.virt.errors import HypervisorError
 from kvmpanel.virt.types import ConsoleEndpoint, DiskSummary, NicSummary
 
@@ -20,7 +22,7 @@ _FORBIDDEN_DEVICES = {"hostdev", "redirdev", "smartcard", "shmem", "filesystem"}
 def validate_name(name: str) -> str:
     if not NAME_PATTERN.match(name or ""):
         raise HypervisorError(
-            "A VM name is 1-63 characters: letters, digits, '.', '_' or '-', starting with a letter or digit.",
+            _("A VM name is 1-63 characters: letters, digits, '.', '_' or '-', starting with a letter or digit."),
             code="invalid-name",
         )
     return name
@@ -28,11 +30,11 @@ def validate_name(name: str) -> str:
 
 def _parse(xml_text: str) -> ET.Element:
     if "<!DOCTYPE" in xml_text or "<!ENTITY" in xml_text:
-        raise HypervisorError("XML with a DOCTYPE or entities is not accepted.", code="invalid-xml")
+        raise HypervisorError(_("XML with a DOCTYPE or entities is not accepted."), code="invalid-xml")
     try:
         return ET.fromstring(xml_text)  # noqa: S314 - DOCTYPE/ENTITY refused above
     except ET.ParseError as exc:
-        raise HypervisorError(f"The XML is not well-formed: {exc}.", code="invalid-xml") from exc
+        raise HypervisorError(_("The XML is not well-formed: %(error)s.") % {"error": exc}, code="invalid-xml") from exc
 
 
 @dataclass(frozen=True)
@@ -139,14 +141,16 @@ def vet_uploaded_domain(xml_text: str) -> UploadedDomain:
     (the caller checks `file_paths` against the host's pools).
     """
     if len(xml_text.encode()) > MAX_UPLOAD_BYTES:
-        raise HypervisorError("The XML is larger than 256 KiB.", code="invalid-xml")
+        raise HypervisorError(_("The XML is larger than 256 KiB."), code="invalid-xml")
     root = _parse(xml_text)
     if root.tag != "domain":
-        raise HypervisorError(f"The root element must be <domain>, not <{root.tag}>.", code="invalid-xml")
+        raise HypervisorError(
+            _("The root element must be <domain>, not <%(tag)s>.") % {"tag": root.tag}, code="invalid-xml"
+        )
     for element in root.iter():
         if element.tag.startswith("{") and not _inside_metadata(root, element):
             raise HypervisorError(
-                "Namespaced elements (such as <qemu:commandline>) are not accepted.", code="forbidden-xml"
+                _("Namespaced elements (such as <qemu:commandline>) are not accepted."), code="forbidden-xml"
             )
     name = validate_name(root.findtext("name", "").strip())
     devices = root.find("devices")
@@ -154,13 +158,15 @@ def vet_uploaded_domain(xml_text: str) -> UploadedDomain:
     if devices is not None:
         for device in devices:
             if device.tag in _FORBIDDEN_DEVICES:
-                raise HypervisorError(f"<{device.tag}> devices are not accepted here.", code="forbidden-xml")
+                raise HypervisorError(
+                    _("<%(tag)s> devices are not accepted here.") % {"tag": device.tag}, code="forbidden-xml"
+                )
             if device.tag == "interface" and (device.find("script") is not None or device.get("type") == "ethernet"):
-                raise HypervisorError("Interfaces with host scripts are not accepted.", code="forbidden-xml")
+                raise HypervisorError(_("Interfaces with host scripts are not accepted."), code="forbidden-xml")
             if device.tag == "disk":
                 paths.extend(_disk_paths(device))
             if device.tag in {"emulator"}:
-                raise HypervisorError("The emulator binary cannot be chosen in uploaded XML.", code="forbidden-xml")
+                raise HypervisorError(_("The emulator binary cannot be chosen in uploaded XML."), code="forbidden-xml")
     return UploadedDomain(name=name, uuid=root.findtext("uuid", "").strip(), file_paths=tuple(paths))
 
 
@@ -173,7 +179,8 @@ def _disk_paths(disk: ET.Element) -> list[str]:
     disk_type = disk.get("type", "file")
     if disk_type not in _ALLOWED_DISK_TYPES:
         raise HypervisorError(
-            f"Disks of type '{disk_type}' are not accepted; use files or volumes in a storage pool.",
+            _("Disks of type '%(type)s' are not accepted; use files or volumes in a storage pool.")
+            % {"type": disk_type},
             code="forbidden-xml",
         )
     paths = []
@@ -182,7 +189,7 @@ def _disk_paths(disk: ET.Element) -> list[str]:
             paths.append(source.get("file"))
     backing = disk.find("backingStore")
     if backing is not None and backing.get("type") not in {None, "file"}:
-        raise HypervisorError("Disk backing stores must be files in a storage pool.", code="forbidden-xml")
+        raise HypervisorError(_("Disk backing stores must be files in a storage pool."), code="forbidden-xml")
     return paths
 
 

@@ -5,6 +5,10 @@
   const indicator = document.getElementById("live-indicator");
   const live = (window.kvmpanelLive = { connected: false, received: 0 });
   if (!path) return;
+  // Labels in this page's language; pushed messages carry values only (see context_processors.py).
+  const labelsNode = document.getElementById("live-labels");
+  const labels = labelsNode ? JSON.parse(labelsNode.textContent) : {};
+  const label = (key) => labels[key] || key;
 
   function mib(n) { return n + " MiB"; }
 
@@ -18,16 +22,16 @@
     scopes.forEach((scope) => {
       if (vm.deleted) {
         if (scope.tagName === "TR") scope.remove();
-        else setText(scope, "state_label", "deleted");
+        else setText(scope, "state_label", label("deleted"));
         return;
       }
       scope.dataset.state = vm.state;
       scope.querySelectorAll('[data-field="state_label"]').forEach((el) => {
-        el.textContent = vm.missing ? "missing" : vm.state_label;
+        el.textContent = vm.missing ? label("missing") : label(vm.state);
         el.className = "state state-" + vm.state + (vm.missing ? " state-missing" : "");
       });
       setText(scope, "name", vm.name);
-      setText(scope, "state_reason", vm.state_reason);
+      setText(scope, "state_reason", vm.state_reason ? label("reason-" + vm.state_reason) : "");
       setText(scope, "vcpus", vm.vcpus_current + "/" + vm.vcpus_max);
       setText(scope, "addresses", vm.addresses.join(" "));
       scope.querySelectorAll('[data-field="memory"]').forEach((el) => {
@@ -44,6 +48,14 @@
       if (!form.closest("[data-vm-id]")) {
         form.classList.toggle("hidden", vm.missing || !form.dataset.showStates.split(" ").includes(vm.state));
       }
+    });
+  }
+
+  function applyHost(host) {
+    document.querySelectorAll('[data-host-id="' + host.id + '"] [data-field="host_status"]').forEach((el) => {
+      el.textContent = label("host-" + host.status);
+      el.className = "status status-" + host.status;
+      el.title = host.status_message || "";
     });
   }
 
@@ -69,6 +81,7 @@
     socket.onmessage = (event) => {
       const message = JSON.parse(event.data);
       if (message.type === "vm") { live.received += 1; applyVm(message.vm); }
+      if (message.type === "host") { live.received += 1; applyHost(message.host); }
     };
     socket.onclose = (event) => {
       live.connected = false;

@@ -72,3 +72,12 @@ def test_the_command_refuses_an_unknown_user(db):
 
     with pytest.raises(CommandError, match="No user named"):
         call_command("create_api_token", "nobody")
+
+
+def test_a_token_user_gets_answers_in_their_language(world):
+    world.alice.language = "zh-hans"
+    world.alice.save()
+    _token, secret = create_api_token(actor=world.root, user=world.alice)
+    response = api(secret, reverse("vm-start", args=[world.running_vm.pk]), method="post")
+    assert response.status_code == 409
+    assert response.json()["detail"] == "虚拟机已在运行。"

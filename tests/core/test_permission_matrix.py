@@ -13,8 +13,8 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from apps.vms.routing import websocket_urlpatterns
 from kvmpanel.asgi import application
+from kvmpanel.routing import websocket_urlpatterns
 
 A_VM_XML = """<domain type='test'><name>matrix</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
 <os><type arch='x86_64'>hvm</type></os><devices/></domain>"""
@@ -187,7 +187,7 @@ DELETE_ROUTE = Route(
 )
 # The admin is Django's own (staff only, its own permission system), tested by Django itself.
 EXEMPT = {"admin"}
-WEBSOCKET_ROUTES = {"ws-vms", "ws-vm"}
+WEBSOCKET_ROUTES = {"ws-vms", "ws-vm", "ws-hosts"}
 
 
 def request(client: Client, route: Route, world):
@@ -274,6 +274,8 @@ def _connect(world, path: str, persona: str | None):
         ("/ws/vms/{vm}/", "bob", False),
         ("/ws/vms/{vm}/", "carol", True),
         ("/ws/vms/{vm}/", "alice", True),
+        ("/ws/hosts/", None, False),
+        ("/ws/hosts/", "bob", True),  # filtered per message, like the VM list stream
     ],
 )
 def test_websocket_routes_answer_each_persona_as_they_should(world, path, persona, accepted):

@@ -1,0 +1,6 @@
+"""Every WebSocket route of the panel (each app keeps its own in routing.py)."""
+
+from apps.hosts.routing import websocket_urlpatterns as host_routes
+from apps.vms.routing import websocket_urlpatterns as vm_routes
+
+websocket_urlpatterns = [*vm_routes, *host_routes]
