@@ -27,7 +27,7 @@ def vm_payload(vm) -> dict[str, Any]:
         "memory_current_mib": vm.memory_current_mib,
         "memory_max_mib": vm.memory_max_mib,
         "autostart": vm.autostart,
-        "addresses": [a["address"] for a in vm.addresses],
+        "addresses": vm.address_list,
         "observed_at": date_format(localtime(vm.observed_at), "DATETIME_FORMAT") if vm.observed_at else "",
         "deleted": False,
     }

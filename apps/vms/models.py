@@ -62,6 +62,11 @@ class VirtualMachine(models.Model):
         return self.state in ACTIVE_STATES
 
     @property
+    def address_list(self) -> list[str]:
+        """Each address once (a lease and the guest agent usually both report it)."""
+        return list(dict.fromkeys(entry["address"] for entry in self.addresses))
+
+    @property
     def memory_current_mib(self) -> int:
         return self.memory_current_kib // 1024
 

@@ -269,26 +269,19 @@ def define_vm(host: Host, xml_text: str, *, actor, client_address: str | None = 
                 code="exists",
             )
         summary = domain.define(host.uri, xml_text)
-    except HypervisorError as error:
+    except (HypervisorError, ServiceError) as error:
+        refused = isinstance(error, ServiceError)
         record_event(
             actor=actor,
             verb=verb,
-            result=AuditResult.FAILED,
+            result=AuditResult.REFUSED if refused else AuditResult.FAILED,
             message=error.message,
             detail={"host": host.name},
             client_address=client_address,
         )
+        if refused:
+            raise
         raise from_hypervisor(error, host_name=host.name) from error
-    except ServiceError as error:
-        record_event(
-            actor=actor,
-            verb=verb,
-            result=AuditResult.REFUSED,
-            message=error.message,
-            detail={"host": host.name},
-            client_address=client_address,
-        )
-        raise
     with transaction.atomic():
         vm, _changed = apply_summary(host, summary, owner=actor)
         grant_role(actor=actor, role=OWNER_ROLE, scope=vm.scope, user=actor)
@@ -297,6 +290,25 @@ def define_vm(host: Host, xml_text: str, *, actor, client_address: str | None = 
 
 
 DEMO_VM_NAME = "demo"
+
+
+def tiny_guest_spec(name: str, *, disk_path: str, iso_path: str, network: str = "") -> domain_xml.DomainSpec:
+    """The lab's tiny live-ISO guest with an empty disk: the demo VM, and the integration tests' guests."""
+    return domain_xml.DomainSpec(
+        name=name,
+        memory_mib=192,
+        max_memory_mib=256,
+        vcpus=1,
+        max_vcpus=2,
+        disk_path=disk_path,
+        cdrom_path=iso_path,
+        network=network,
+        # TCG on purpose: the tiny guest's kernel is not meant for nested KVM (LAB.md §2).
+        domain_type="qemu",
+        # virtlogd writes the serial console here, so a boot can be waited for without a console.
+        serial_log=f"/var/log/libvirt/qemu/{name}-serial.log",
+        description="kvmpanel tiny lab guest",
+    )
 
 
 def ensure_demo_vm(host: Host, *, actor, iso_pool: str, iso_name: str, network: str = "") -> VirtualMachine:
@@ -315,20 +327,7 @@ def ensure_demo_vm(host: Host, *, actor, iso_pool: str, iso_name: str, network: 
                 disk_path = storage.create_volume(host.uri, "default", f"{DEMO_VM_NAME}.qcow2", capacity_bytes=64 << 20)
         except HypervisorError as error:
             raise from_hypervisor(error, host_name=host.name) from error
-        spec = domain_xml.DomainSpec(
-            name=DEMO_VM_NAME,
-            memory_mib=256,
-            max_memory_mib=256,
-            vcpus=1,
-            max_vcpus=2,
-            disk_path=disk_path,
-            cdrom_path=iso_path,
-            network=network,
-            # TCG on purpose: the tiny guest's kernel is not meant for nested KVM (LAB.md §2).
-            domain_type="qemu",
-            serial_log=f"/var/log/libvirt/qemu/{DEMO_VM_NAME}-serial.log",
-            description="kvmpanel demo VM (tiny live guest)",
-        )
+        spec = tiny_guest_spec(DEMO_VM_NAME, disk_path=disk_path, iso_path=iso_path, network=network)
         vm = define_vm(host, domain_xml.build_domain_xml(spec), actor=actor)
     if vm.state in STOPPED:
         vm = run_lifecycle(vm, "start", actor=actor)

@@ -198,24 +198,20 @@ def get_domain(uri: str, uuid: str, *, with_addresses: bool = True) -> DomainSum
 
 
 def domain_exists(uri: str, *, name: str = "", uuid: str = "") -> bool:
-    def run(conn: libvirt.virConnect) -> bool:
-        try:
-            if uuid:
-                conn.lookupByUUIDString(uuid)
-                return True
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                raise
-        try:
-            if name:
-                conn.lookupByName(name)
-                return True
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                raise
-        return False
+    """Whether a domain with this UUID or this name is defined on the host."""
 
-    return call(uri, run)
+    def found(lookup, key: str) -> bool:
+        if not key:
+            return False
+        try:
+            lookup(key)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
+            return False
+        return True
+
+    return call(uri, lambda conn: found(conn.lookupByUUIDString, uuid) or found(conn.lookupByName, name))
 
 
 def _on_domain(uri: str, uuid: str, action) -> None:

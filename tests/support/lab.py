@@ -71,18 +71,7 @@ def make_guest(lab_host, operator):
         name = f"{GUEST_PREFIX}{prefix}-{uuid.uuid4().hex[:6]}"
         iso = storage.find_volume_in_pool(lab_host.uri, "iso", "labos-live.iso")
         disk = storage.create_volume(lab_host.uri, "default", f"{name}.qcow2", capacity_bytes=32 << 20)
-        spec = domain_xml.DomainSpec(
-            name=name,
-            memory_mib=192,
-            max_memory_mib=192,
-            vcpus=1,
-            max_vcpus=2,
-            disk_path=disk,
-            cdrom_path=iso,
-            network="lab-iso",
-            domain_type="qemu",
-            serial_log=f"/var/log/libvirt/qemu/{name}-serial.log",
-        )
+        spec = vm_services.tiny_guest_spec(name, disk_path=disk, iso_path=iso, network="lab-iso")
         serial_log(1, name).unlink(missing_ok=True)
         return vm_services.define_vm(lab_host, domain_xml.build_domain_xml(spec), actor=operator)
 
