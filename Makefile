@@ -41,8 +41,10 @@ messages: venv
 	@$(PY) manage.py compilemessages -v 0 --ignore=.venv --ignore=node_modules
 	@$(PY) manage.py collectstatic --noinput -v 0
 
+# The lab hosts are the embedded hypervisor; with KVMPANEL_HOST_URI only the guest images are built
+# (the demo VM boots the lab ISO on the real host).
 lab:
-	@bash scripts/lab/lab.sh up
+	@if [ -n "$$KVMPANEL_HOST_URI" ]; then bash scripts/lab/lab.sh build; else bash scripts/lab/lab.sh up; fi
 
 redis:
 	@bash scripts/redis.sh start

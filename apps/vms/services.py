@@ -311,7 +311,9 @@ def tiny_guest_spec(name: str, *, disk_path: str, iso_path: str, network: str = 
     )
 
 
-def ensure_demo_vm(host: Host, *, actor, iso_pool: str, iso_name: str, network: str = "") -> VirtualMachine:
+def ensure_demo_vm(
+    host: Host, *, actor, iso_pool: str, iso_name: str, disk_pool: str = "default", network: str = ""
+) -> VirtualMachine:
     """The demo VM of `make run`: a tiny live ISO guest (TCG) with an empty qcow2 disk, running.
 
     Idempotent: an existing demo VM is only started if it is shut off.
@@ -322,9 +324,9 @@ def ensure_demo_vm(host: Host, *, actor, iso_pool: str, iso_name: str, network: 
             iso_path = storage.find_volume_in_pool(host.uri, iso_pool, iso_name)
             if iso_path is None:
                 raise ServiceError(_("%(iso)s is not in pool %(pool)s.") % {"iso": iso_name, "pool": iso_pool})
-            disk_path = storage.find_volume_in_pool(host.uri, "default", f"{DEMO_VM_NAME}.qcow2")
+            disk_path = storage.find_volume_in_pool(host.uri, disk_pool, f"{DEMO_VM_NAME}.qcow2")
             if disk_path is None:
-                disk_path = storage.create_volume(host.uri, "default", f"{DEMO_VM_NAME}.qcow2", capacity_bytes=64 << 20)
+                disk_path = storage.create_volume(host.uri, disk_pool, f"{DEMO_VM_NAME}.qcow2", capacity_bytes=64 << 20)
         except HypervisorError as error:
             raise from_hypervisor(error, host_name=host.name) from error
         spec = tiny_guest_spec(DEMO_VM_NAME, disk_path=disk_path, iso_path=iso_path, network=network)

@@ -50,22 +50,24 @@ def find_volume_in_pool(uri: str, pool_name: str, file_name: str) -> str | None:
     return call(uri, run)
 
 
-def ensure_dir_pool(uri: str, name: str, path: str) -> None:
-    """`virsh pool-define-as NAME dir --target PATH; pool-start NAME` unless it already exists."""
+def ensure_dir_pool(uri: str, name: str, path: str) -> str:
+    """The name of an active pool over directory `path`: an existing one (a host refuses two pools
+    on one directory), else a new one, like `virsh pool-define-as NAME dir --target PATH; pool-start`."""
     pool_element = ET.Element("pool", type="dir")
     ET.SubElement(pool_element, "name").text = name
     target = ET.SubElement(pool_element, "target")
     ET.SubElement(target, "path").text = path
     xml_text = ET.tostring(pool_element, encoding="unicode")
 
-    def run(conn: libvirt.virConnect) -> None:
-        try:
-            pool = conn.storagePoolLookupByName(name)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
-                raise
+    def run(conn: libvirt.virConnect) -> str:
+        for pool in conn.listAllStoragePools(0):
+            root = ET.fromstring(pool.XMLDesc(0))  # noqa: S314 - libvirt's own XML
+            if root.findtext("./target/path", "").rstrip("/") == path.rstrip("/"):
+                break
+        else:
             pool = conn.storagePoolDefineXML(xml_text, 0)
         if not pool.isActive():
             pool.create(0)
+        return pool.name()
 
-    call(uri, run)
+    return call(uri, run)

@@ -64,7 +64,7 @@ def test_the_list_stream_shows_a_stranger_nothing(panel, lab, make_guest, operat
 
 def test_a_vm_that_vanishes_is_marked_missing_not_deleted(panel, lab, make_guest, operator):
     vm = make_guest("vanish")
-    lab.virsh(1, "undefine", vm.name, "--remove-all-storage")
+    lab.virsh(1, "undefine", vm.name, "--storage", "vda")  # not --remove-all-storage: it deletes the shared ISO
     vm = wait_for(lambda: VirtualMachine.objects.filter(pk=vm.pk, missing=True).first(), 10, "the VM marked missing")
     assert vm.missing_since is not None and vm.state == "nostate"
 

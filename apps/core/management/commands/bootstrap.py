@@ -32,7 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-demo", action="store_true", help="Do not create or start the demo VM.")
 
     def handle(self, *args, no_demo: bool = False, **options) -> None:
-        admin, password = self._admin()
+        admin, created = self._admin()
         hosts = self._hosts(admin)
         for host in hosts:
             try:
@@ -41,16 +41,13 @@ class Command(BaseCommand):
                 self.stderr.write(f"host {host.name}: {error}")
         if not no_demo:
             self._demo(hosts[0], admin)
-        password_file = settings.VAR_DIR / "admin-password"
-        if password:
-            self.stdout.write(f"login: admin / {password}   (also in {password_file}, mode 0600)")
-        else:
-            self.stdout.write(f"login: admin (password in {password_file})")
+        if created:
+            self.stdout.write(f"admin account created; its password is in {settings.VAR_DIR / 'admin-password'} (0600)")
 
-    def _admin(self) -> tuple[User, str]:
+    def _admin(self) -> tuple[User, bool]:
         admin = User.objects.filter(username="admin").first()
         if admin is not None:
-            return admin, ""
+            return admin, False
         password = secrets.token_urlsafe(12)
         admin = User.objects.create_superuser("admin", email="", password=password)
         path = Path(settings.VAR_DIR) / "admin-password"
@@ -58,7 +55,7 @@ class Command(BaseCommand):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(password + "\n")
-        return admin, password
+        return admin, True
 
     def _hosts(self, admin: User) -> list[Host]:
         real_uri = os.environ.get("KVMPANEL_HOST_URI", "").strip()
@@ -79,20 +76,27 @@ class Command(BaseCommand):
         return hosts
 
     def _demo(self, host: Host, admin: User) -> None:
-        iso_pool, network = "iso", "lab-iso"
-        if os.environ.get("KVMPANEL_HOST_URI"):
-            # A real host: our own ISO pool over var/lab/images; no network is created or used.
-            iso_pool, network = "kvmpanel-lab-iso", ""
-            storage.ensure_dir_pool(host.uri, iso_pool, str(settings.VAR_DIR / "lab" / "images"))
-        networks = {n["name"] for n in host.networks}
+        iso_pool, disk_pool, network = "iso", "default", "lab-iso"
         try:
+            if os.environ.get("KVMPANEL_HOST_URI"):
+                # A real host: pools over our own directories (or the host's pools already there);
+                # no network is created or used.
+                iso_pool = storage.ensure_dir_pool(
+                    host.uri, "kvmpanel-lab-iso", str(settings.VAR_DIR / "lab" / "images")
+                )
+                images = settings.VAR_DIR / "images"
+                images.mkdir(parents=True, exist_ok=True)
+                disk_pool = storage.ensure_dir_pool(host.uri, "kvmpanel-images", str(images))
+                network = ""
+            networks = {n["name"] for n in host.networks}
             vm = vm_services.ensure_demo_vm(
                 host,
                 actor=admin,
                 iso_pool=iso_pool,
                 iso_name="labos-live.iso",
+                disk_pool=disk_pool,
                 network=network if network in networks else "",
             )
-        except ServiceError as error:
-            raise CommandError(f"Demo VM: {error}") from error
+        except (ServiceError, HypervisorError) as error:
+            raise CommandError(f"Demo VM on {host.name}: {error}") from error
         self.stdout.write(f"demo VM: {vm.name} on {host.name} is {vm.get_state_display()}")
