@@ -28,6 +28,12 @@ class Host(models.Model):
     pools = models.JSONField(default=list, blank=True)
     networks = models.JSONField(default=list, blank=True)
     probed_at = models.DateTimeField(null=True, blank=True)
+    path_map = models.JSONField(
+        _("path map"),
+        default=dict,
+        blank=True,
+        help_text=_("Where the host's directories appear on the panel's machine, e.g. for a host in a container"),
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = RestrictedQuerySet.as_manager()
@@ -46,6 +52,13 @@ class Host(models.Model):
     @property
     def scope(self) -> str:
         return f"/hosts/{self.pk}"
+
+    def local_path(self, path: str) -> str:
+        """`path` on the host, as the panel's machine sees it (longest matching prefix of path_map)."""
+        for prefix in sorted(self.path_map, key=len, reverse=True):
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return self.path_map[prefix] + path[len(prefix.rstrip("/")) :]
+        return path
 
     @property
     def accelerator(self) -> str:

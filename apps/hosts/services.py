@@ -74,7 +74,7 @@ def _apply_probe(host: Host) -> None:
     host.probed_at = timezone.now()
 
 
-def add_host(*, actor, name: str, uri: str) -> Host:
+def add_host(*, actor, name: str, uri: str, path_map: dict[str, str] | None = None) -> Host:
     """Connect, probe, then save: a host that cannot be reached is not added."""
     if not has_privilege(actor, None, "host.manage"):
         raise AccessDenied()
@@ -83,7 +83,7 @@ def add_host(*, actor, name: str, uri: str) -> Host:
         raise ServiceError(_("A host with this URI is already registered."), status=409)
     if Host.objects.filter(name=name).exists():
         raise ServiceError(_("A host named %(name)s already exists.") % {"name": name}, status=409)
-    host = Host(name=name, uri=uri)
+    host = Host(name=name, uri=uri, path_map=path_map or {})
     try:
         _apply_probe(host)
     except HypervisorError as error:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from apps.hosts import services as host_services
+from apps.hosts.lab import lab_path_map
 from apps.vms import services as vm_services
 from apps.vms.models import VirtualMachine
 from kvmpanel.virt import domain, storage
@@ -57,7 +58,7 @@ def _remove_test_guests(uri: str) -> None:
 @pytest.fixture
 def lab_host(lab, operator):
     """Lab host 1, registered through the real add-host path (connect + probe)."""
-    host = host_services.add_host(actor=operator, name="lab1", uri=lab.uris[1])
+    host = host_services.add_host(actor=operator, name="lab1", uri=lab.uris[1], path_map=lab_path_map(1))
     yield host
     _remove_test_guests(host.uri)
     pool.drop(host.uri)

@@ -2,7 +2,6 @@
 
 import os
 import secrets
-import subprocess
 from pathlib import Path
 
 from django.conf import settings
@@ -12,17 +11,11 @@ from apps.accounts.models import User
 from apps.core.errors import ServiceError
 from apps.hosts import services as host_services
 from apps.hosts.inventory import reconcile_host
+from apps.hosts.lab import lab_path_map, lab_uri
 from apps.hosts.models import Host
 from apps.vms import services as vm_services
 from kvmpanel.virt import storage
 from kvmpanel.virt.errors import HypervisorError
-
-LAB_SCRIPT = settings.BASE_DIR / "scripts" / "lab" / "lab.sh"
-
-
-def lab_uri(number: int) -> str:
-    result = subprocess.run(["bash", str(LAB_SCRIPT), "uri", str(number)], check=True, capture_output=True, text=True)
-    return result.stdout.strip()
 
 
 class Command(BaseCommand):
@@ -59,13 +52,13 @@ class Command(BaseCommand):
 
     def _hosts(self, admin: User) -> list[Host]:
         real_uri = os.environ.get("KVMPANEL_HOST_URI", "").strip()
-        wanted = [("local", real_uri)] if real_uri else [(f"lab{n}", lab_uri(n)) for n in (1, 2)]
+        wanted = [("local", real_uri, {})] if real_uri else [(f"lab{n}", lab_uri(n), lab_path_map(n)) for n in (1, 2)]
         hosts = []
-        for name, uri in wanted:
+        for name, uri, path_map in wanted:
             host = Host.objects.filter(uri=uri).first()
             try:
                 if host is None:
-                    host = host_services.add_host(actor=admin, name=name, uri=uri)
+                    host = host_services.add_host(actor=admin, name=name, uri=uri, path_map=path_map)
                 else:
                     host_services.refresh_host(host)
             except ServiceError as error:
