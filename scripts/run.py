@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Start the panel's processes for `make run` and stop them all cleanly on Ctrl-C.
 
-Children: daphne (HTTP + WebSocket), a Celery worker, and the inventory listener. If one of them
+Children: daphne (HTTP + WebSocket), a Celery worker, the inventory listener and the console proxy
+(127.0.0.1:6080). If one of them
 dies, the others are stopped too, so the panel is never half up.
 """
 
@@ -21,6 +22,7 @@ CHILDREN = {
     "web": [str(VENV_BIN / "daphne"), "-b", HOST, "-p", PORT, "kvmpanel.asgi:application"],
     "worker": [str(VENV_BIN / "celery"), "-A", "kvmpanel", "worker", "--loglevel=WARNING", "--concurrency=2"],
     "inventory": [str(VENV_BIN / "python"), "manage.py", "inventory"],
+    "console": [str(VENV_BIN / "python"), "manage.py", "console_proxy"],
 }
 
 

@@ -165,6 +165,37 @@ def panel(django_db_setup, django_db_blocker) -> Panel:
         log.close()
 
 
+@dataclass(frozen=True)
+class ConsoleProxyProcess:
+    url: str
+    port: int
+
+
+@pytest.fixture(scope="session")
+def console_proxy(django_db_setup, django_db_blocker) -> ConsoleProxyProcess:
+    """`manage.py console_proxy` as a real process on the test database and Redis."""
+    port = _free_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONUNBUFFERED": "1"}
+    ARTIFACTS.mkdir(exist_ok=True)
+    with open(ARTIFACTS / "console-proxy.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "console_proxy", "--listen", f"127.0.0.1:{port}"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_for_port(port, process)
+            yield ConsoleProxyProcess(url=f"ws://127.0.0.1:{port}/", port=port)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
 def session_cookie(user: User) -> str:
     from django.test import Client
 

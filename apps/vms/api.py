@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.permissions import get_object_or_deny, has_privilege
+from apps.console.choices import ConsoleKind
 from apps.core.http import client_address
 from apps.hosts.models import Host
 from apps.vms import services
@@ -65,6 +66,21 @@ class RenameSerializer(serializers.Serializer):
 
 class AutostartSerializer(serializers.Serializer):
     enabled = serializers.BooleanField()
+
+
+class ConsoleRequestSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ConsoleKind.choices, default=ConsoleKind.VNC)
+
+
+class ConsoleTicketSerializer(serializers.Serializer):
+    ticket = serializers.CharField(
+        help_text="Single use, valid for seconds: present it as the WebSocket subprotocol "
+        "`kvmpanel.ticket.<ticket>` (next to `binary`)."
+    )
+    url = serializers.CharField(help_text="The WebSocket URL to connect to (a path means this origin).")
+    expires = serializers.DateTimeField()
+    view_only = serializers.BooleanField()
+    protocols = serializers.ListField(child=serializers.CharField())
 
 
 class DefineSerializer(serializers.Serializer):
