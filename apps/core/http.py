@@ -1,5 +1,10 @@
 """Small helpers the HTML views share: client address, safe return URLs, action responses."""
 
+from collections.abc import Callable
+from functools import wraps
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -29,3 +34,27 @@ def action_response(request: HttpRequest, *, ok: bool, message: str, fallback_ur
         return response
     messages.add_message(request, level, message)
     return redirect(safe_return_url(request, fallback_url))
+
+
+def console_origin() -> str:
+    """The console proxy's WebSocket origin for CSP (empty when it is served on this origin)."""
+    parts = urlsplit(settings.KVMPANEL_CONSOLE_URL)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else ""
+
+
+def strict_csp(view: Callable) -> Callable:
+    """A strict Content-Security-Policy: only this origin's scripts and styles, no inline code, no
+    framing; WebSockets to this origin and the console proxy. The console pages run under it."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        connect = " ".join(filter(None, ["'self'", console_origin()]))
+        response["Content-Security-Policy"] = (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+            f"connect-src {connect}; font-src 'self'; object-src 'none'; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'none'"
+        )
+        return response
+
+    return wrapped

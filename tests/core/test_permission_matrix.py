@@ -85,6 +85,8 @@ ROUTES = [
         data=lambda w: {"enabled": "1"},
     ),
     Route("vms:delete", "get", lambda w: reverse("vms:delete", args=[vm(w)]), 302, 404, 403, "alice", 200),
+    Route("vms:console", "get", lambda w: reverse("vms:console", args=[running(w)]), 302, 404, 403, "alice", 200),
+    Route("vms:serial", "get", lambda w: reverse("vms:serial", args=[running(w)]), 302, 404, 403, "alice", 200),
     Route("vms:action", "post", lambda w: reverse("vms:action", args=[vm(w), "start"]), 302, 404, 403, "alice", 302),
     Route("hosts:list", "get", lambda w: reverse("hosts:list"), 302, 200, 200, "oscar", 200),
     Route("hosts:add", "get", lambda w: reverse("hosts:add"), 302, 403, 403, "root", 200),
