@@ -130,11 +130,33 @@ class Panel:
     port: int
 
 
+@dataclass(frozen=True)
+class Ports:
+    panel: int
+    console: int
+
+
 @pytest.fixture(scope="session")
-def panel(django_db_setup, django_db_blocker) -> Panel:
+def ports() -> Ports:
+    """The panel's and the console proxy's ports, chosen together: each must know the other's."""
+    return Ports(panel=_free_port(), console=_free_port())
+
+
+def _server_env(ports: Ports) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONUNBUFFERED": "1",
+        "KVMPANEL_CONSOLE_URL": f"ws://127.0.0.1:{ports.console}/",
+        "KVMPANEL_CONSOLE_ALLOWED_ORIGINS": f"http://127.0.0.1:{ports.panel},http://127.0.0.1:8000",
+    }
+
+
+@pytest.fixture(scope="session")
+def panel(django_db_setup, django_db_blocker, ports) -> Panel:
     """daphne and the inventory listener as real processes, on the test database and Redis."""
-    port = _free_port()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONUNBUFFERED": "1"}
+    port = ports.panel
+    env = _server_env(ports)
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / "panel.log", "w")  # noqa: SIM115 - closed at teardown
     web = subprocess.Popen(
@@ -172,16 +194,15 @@ class ConsoleProxyProcess:
 
 
 @pytest.fixture(scope="session")
-def console_proxy(django_db_setup, django_db_blocker) -> ConsoleProxyProcess:
+def console_proxy(django_db_setup, django_db_blocker, ports) -> ConsoleProxyProcess:
     """`manage.py console_proxy` as a real process on the test database and Redis."""
-    port = _free_port()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONUNBUFFERED": "1"}
+    port = ports.console
     ARTIFACTS.mkdir(exist_ok=True)
     with open(ARTIFACTS / "console-proxy.log", "w") as log:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "console_proxy", "--listen", f"127.0.0.1:{port}"],
             cwd=ROOT,
-            env=env,
+            env=_server_env(ports),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

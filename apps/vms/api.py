@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.permissions import get_object_or_deny, has_privilege
+from apps.console import services as console_services
 from apps.console.choices import ConsoleKind
 from apps.core.http import client_address
 from apps.hosts.models import Host
@@ -171,6 +172,34 @@ class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
             vm, actor=request.user, remove_disks=remove, client_address=client_address(request)
         )
         return Response({"removed": removed})
+
+    @extend_schema(
+        request=ConsoleRequestSerializer,
+        responses={201: ConsoleTicketSerializer},
+        summary="A single-use console ticket (vm.console, or vm.console.view for view only)",
+    )
+    @action(detail=True, methods=["post"])
+    def console(self, request: Request, pk=None) -> Response:
+        vm = self._lookup(request, pk)
+        data = ConsoleRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        # A browser session binds the ticket to that session; an API token client has none.
+        session_key = request.session.session_key if request.auth is None else None
+        issued = console_services.issue_ticket(
+            vm,
+            actor=request.user,
+            kind=data.validated_data["kind"],
+            session_key=session_key,
+            client_address=client_address(request),
+        )
+        body = {
+            "ticket": issued.ticket,
+            "url": issued.url,
+            "expires": issued.expires,
+            "view_only": issued.view_only,
+            "protocols": ["binary", console_services.TICKET_PROTOCOL_PREFIX + issued.ticket],
+        }
+        return Response(ConsoleTicketSerializer(body).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=DefineSerializer, responses={201: VirtualMachineSerializer}, summary="virsh define --validate"
