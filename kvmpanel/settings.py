@@ -248,6 +248,9 @@ KVMPANEL_CONSOLE_HEARTBEAT_SECONDS = env_int("KVMPANEL_CONSOLE_HEARTBEAT_SECONDS
 KVMPANEL_CONSOLE_RECHECK_SECONDS = env_int("KVMPANEL_CONSOLE_RECHECK_SECONDS", 2)
 KVMPANEL_CONSOLE_MAX_MESSAGE_BYTES = env_int("KVMPANEL_CONSOLE_MAX_MESSAGE_BYTES", 1 << 20)
 
+# Behind a reverse proxy on this machine, audit the client's address from X-Forwarded-For.
+KVMPANEL_TRUST_X_FORWARDED_FOR = env_bool("KVMPANEL_TRUST_X_FORWARDED_FOR", False)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

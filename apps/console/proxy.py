@@ -30,6 +30,7 @@ from websockify.websockifyserver import CompatibleWebSocket
 from apps.console import services, store
 from apps.console.choices import ConsoleKind
 from apps.console.rfb import ViewOnlyFilter
+from apps.core.http import forwarded_client
 
 log = logging.getLogger("kvmpanel.console")
 RFB_UPDATE_REQUEST = 3  # client->server FramebufferUpdateRequest: noVNC's polling, not user activity
@@ -143,7 +144,7 @@ class ConsoleRequestHandler(websocketproxy.ProxyRequestHandler):
         metered = MeteredSocket(target, view_only=self.grant.view_only)
         connection_id = uuid.uuid4().hex
         opened = time.monotonic()
-        client = self.client_address[0]
+        client = forwarded_client(self.client_address[0], self.headers.get("X-Forwarded-For"))
         grant = self.grant
         lifetime = settings.KVMPANEL_CONSOLE_RECHECK_SECONDS * 5
         store.mark_open(connection_id, grant.user_id, grant.vm_id, lifetime)

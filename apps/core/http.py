@@ -11,8 +11,16 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 
+def forwarded_client(peer: str | None, forwarded_for: str | None) -> str | None:
+    """The client's address: the peer's, or the first X-Forwarded-For entry when the peer is a
+    trusted reverse proxy on this machine (KVMPANEL_TRUST_X_FORWARDED_FOR)."""
+    if settings.KVMPANEL_TRUST_X_FORWARDED_FOR and forwarded_for and peer in {"127.0.0.1", "::1"}:
+        return forwarded_for.split(",")[0].strip() or peer
+    return peer or None
+
+
 def client_address(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return forwarded_client(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR"))
 
 
 def safe_return_url(request: HttpRequest, fallback: str) -> str:

@@ -83,3 +83,14 @@ def test_return_urls_never_leave_the_panel(world):
     )
     assert response.status_code == 302
     assert response["Location"] == reverse("vms:detail", args=[world.vm.pk])
+
+
+def test_the_audit_takes_the_client_address_from_a_trusted_proxy_only(world, settings):
+    from apps.audit.models import AuditEvent
+
+    client = client_for(world.alice)
+    client.post(reverse("vm-start", args=[world.vm.pk]), HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert AuditEvent.objects.get(verb="vm.start").client_address == "127.0.0.1"
+    settings.KVMPANEL_TRUST_X_FORWARDED_FOR = True
+    client.post(reverse("vm-force-off", args=[world.vm.pk]), HTTP_X_FORWARDED_FOR="203.0.113.9, 10.0.0.1")
+    assert AuditEvent.objects.get(verb="vm.force-off").client_address == "203.0.113.9"
