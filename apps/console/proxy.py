@@ -16,6 +16,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -38,13 +39,26 @@ WS_MESSAGE_TOO_BIG = 1009
 WS_POLICY_VIOLATION = 1008
 
 
+def _declared_length(frame_start: bytes) -> int:
+    """The payload length a WebSocket frame header announces (0 until enough header has arrived)."""
+    if len(frame_start) < 2:
+        return 0
+    length = frame_start[1] & 0x7F
+    if length == 126:
+        return struct.unpack(">H", frame_start[2:4])[0] if len(frame_start) >= 4 else 0
+    if length == 127:
+        return struct.unpack(">Q", frame_start[2:10])[0] if len(frame_start) >= 10 else 0
+    return length
+
+
 class BoundedWebSocket(CompatibleWebSocket):
-    """A WebSocket that refuses client messages over KVMPANEL_CONSOLE_MAX_MESSAGE_BYTES."""
+    """A WebSocket that closes (1009) on a client message over KVMPANEL_CONSOLE_MAX_MESSAGE_BYTES,
+    as soon as a frame header announces one, before buffering it."""
 
     def _recv_frames(self):
         result = super()._recv_frames()
         limit = settings.KVMPANEL_CONSOLE_MAX_MESSAGE_BYTES
-        if len(self._recv_buffer) > limit + 14 or len(self._partial_msg) > limit:
+        if _declared_length(self._recv_buffer) > limit or len(self._partial_msg) > limit:
             self._recv_buffer = b""
             self._partial_msg = b""
             self.shutdown(socket.SHUT_RDWR, WS_MESSAGE_TOO_BIG, "Message too big")

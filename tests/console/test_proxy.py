@@ -206,3 +206,41 @@ def test_console_tickets_are_rate_limited(running_guest, alice, settings):
     with pytest.raises(ServiceError) as limited:
         ticket_for(running_guest, alice)
     assert limited.value.status == 429
+
+
+def test_the_proxy_serves_no_web_pages(console_proxy):
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", console_proxy.port, timeout=5)
+    for path in ("/", "/vnc.html", "/core/rfb.js", "/../../etc/passwd"):
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 405, path
+    connection.close()
+
+
+def test_an_oversized_client_message_closes_the_console(console_proxy, running_guest, alice):
+    """A frame announcing more than the limit is refused from its header (close 1009), unbuffered."""
+    import base64
+    import os
+    import socket
+
+    ticket = ticket_for(running_guest, alice)
+    raw = socket.create_connection(("127.0.0.1", console_proxy.port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    raw.sendall(
+        (
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Origin: {PANEL_ORIGIN}\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Protocol: binary, {console.TICKET_PROTOCOL_PREFIX}{ticket}\r\n\r\n"
+        ).encode()
+    )
+    received = b""
+    while b"RFB 003.008" not in received:
+        received += raw.recv(4096)
+    raw.sendall(struct.pack(">BBQ", 0x82, 0x80 | 127, 2 << 20) + b"mask" + b"\0" * 4096)
+    reply = raw.recv(4096)
+    raw.close()
+    assert reply[:1] == b"\x88"  # a close frame ...
+    assert struct.unpack(">H", reply[2:4])[0] == 1009  # ... "message too big"
