@@ -126,6 +126,7 @@ class ConsoleRequestHandler(websocketproxy.ProxyRequestHandler):
         try:
             self.grant = services.redeem(secret, kind=ConsoleKind.VNC, session_key=self._session_key())
             self.vm, endpoint = services.current_state(self.grant)
+            services.check_capacity(self.grant)
         except services.Refused as refused:
             self.refuse(403, str(refused))
         if endpoint.socket:

@@ -205,6 +205,43 @@ def current_state(grant: ConsoleGrant) -> tuple[VirtualMachine, Endpoint]:
     return vm, endpoint
 
 
+def check_capacity(grant: ConsoleGrant) -> None:
+    """The caps again at connect time: tickets fetched in a burst must not open more consoles."""
+    by_user, by_vm = store.open_counts(grant.user_id, grant.vm_id)
+    if by_user >= settings.KVMPANEL_CONSOLE_MAX_PER_USER or by_vm >= settings.KVMPANEL_CONSOLE_MAX_PER_VM:
+        raise Refused("too many open consoles")
+
+
+def serial_state(grant: ConsoleGrant) -> VirtualMachine:
+    """Re-check a serial console grant at connect time: the user, their privilege, the VM (the same
+    domain, still running). There is no endpoint to compare: the serial console is a libvirt stream
+    the panel opens itself, on whatever host the VM is on now. Raises Refused with the reason."""
+    if grant.kind != ConsoleKind.SERIAL or grant.view_only:
+        raise Refused("not a serial console ticket")
+    reason = still_allowed(grant)
+    if reason:
+        raise Refused(reason)
+    vm = VirtualMachine.objects.select_related("host").get(pk=grant.vm_id)
+    if vm.uuid != grant.uuid:
+        raise Refused("VM replaced")
+    if vm.state not in {PowerState.RUNNING, PowerState.PAUSED, PowerState.BLOCKED}:
+        raise Refused("VM not running")
+    return vm
+
+
+def record_refused(grant: ConsoleGrant, vm: VirtualMachine, client_address: str | None, message: str) -> None:
+    """A console that passed every check but could not be opened (e.g. the serial console is busy)."""
+    user = get_user_model().objects.filter(pk=grant.user_id).first()
+    record_event(
+        actor=user,
+        verb=f"console.{grant.kind}.open",
+        target=vm,
+        result=AuditResult.REFUSED,
+        message=message,
+        client_address=client_address,
+    )
+
+
 def record_opened(grant: ConsoleGrant, vm: VirtualMachine, client_address: str | None) -> None:
     user = get_user_model().objects.get(pk=grant.user_id)
     record_event(

@@ -244,3 +244,19 @@ def test_an_oversized_client_message_closes_the_console(console_proxy, running_g
     raw.close()
     assert reply[:1] == b"\x88"  # a close frame ...
     assert struct.unpack(">H", reply[2:4])[0] == 1009  # ... "message too big"
+
+
+def test_open_consoles_are_capped_per_user_at_issue_and_at_connect(console_proxy, running_guest, alice, settings):
+    limit = settings.KVMPANEL_CONSOLE_MAX_PER_USER
+    tickets = [ticket_for(running_guest, alice) for _ in range(limit + 1)]  # fetched in a burst, none open yet
+    sockets = [open_console(console_proxy, ticket) for ticket in tickets[:limit]]
+    try:
+        for socket in sockets:
+            assert socket.recv(timeout=10) == b"RFB 003.008\n"
+        refused(console_proxy, tickets[limit])
+        with pytest.raises(ServiceError) as capped:
+            ticket_for(running_guest, alice)
+        assert capped.value.status == 429
+    finally:
+        for socket in sockets:
+            socket.close()
