@@ -3,6 +3,7 @@
 A refusal must come before the WebSocket upgrade, so not one byte of VNC data reaches the client.
 """
 
+import contextlib
 import struct
 import time
 
@@ -249,14 +250,11 @@ def test_an_oversized_client_message_closes_the_console(console_proxy, running_g
 def test_open_consoles_are_capped_per_user_at_issue_and_at_connect(console_proxy, running_guest, alice, settings):
     limit = settings.KVMPANEL_CONSOLE_MAX_PER_USER
     tickets = [ticket_for(running_guest, alice) for _ in range(limit + 1)]  # fetched in a burst, none open yet
-    sockets = [open_console(console_proxy, ticket) for ticket in tickets[:limit]]
-    try:
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(open_console(console_proxy, ticket)) for ticket in tickets[:limit]]
         for socket in sockets:
             assert socket.recv(timeout=10) == b"RFB 003.008\n"
         refused(console_proxy, tickets[limit])
         with pytest.raises(ServiceError) as capped:
             ticket_for(running_guest, alice)
         assert capped.value.status == 429
-    finally:
-        for socket in sockets:
-            socket.close()
