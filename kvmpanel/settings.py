@@ -96,6 +96,11 @@ TEMPLATES = [
 ]
 
 
+# The inventory listener, the worker, the console proxy and daphne write concurrently: wait rather
+# than fail, take the write lock at BEGIN (no upgrade deadlocks), and let readers run beside writers.
+_SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+
+
 def _database_from_url(url: str) -> dict:
     parsed = urlparse(url)
     if parsed.scheme in {"postgres", "postgresql"}:
@@ -109,7 +114,9 @@ def _database_from_url(url: str) -> dict:
             "CONN_MAX_AGE": 60,
         }
     if parsed.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": parsed.path}
+        # sqlite:////abs/path.db (absolute) or sqlite:///relative/path.db
+        path = parsed.path[1:] if parsed.path.startswith("//") else parsed.path.lstrip("/")
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path, "OPTIONS": _SQLITE_OPTIONS}
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (postgres, sqlite)")
 
 
@@ -121,8 +128,7 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "db.sqlite3",
-            # The inventory listener, the worker and daphne write concurrently: wait rather than fail.
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+            "OPTIONS": _SQLITE_OPTIONS,
             "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
         }
     }
@@ -156,6 +162,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+
+# Prefix of the panel's own Redis keys (console tickets and counters).
+KVMPANEL_REDIS_NAMESPACE = env_str("KVMPANEL_REDIS_NAMESPACE", "kvmpanel")
 
 CHANNEL_LAYERS = {
     "default": {
@@ -242,7 +251,8 @@ KVMPANEL_CONSOLE_ALLOWED_ORIGINS = env_list(
 KVMPANEL_CONSOLE_TICKET_SECONDS = min(env_int("KVMPANEL_CONSOLE_TICKET_SECONDS", 30), 60)
 KVMPANEL_CONSOLE_TICKETS_PER_MINUTE = env_int("KVMPANEL_CONSOLE_TICKETS_PER_MINUTE", 30)
 KVMPANEL_CONSOLE_MAX_PER_USER = env_int("KVMPANEL_CONSOLE_MAX_PER_USER", 8)
-KVMPANEL_CONSOLE_MAX_PER_VM = env_int("KVMPANEL_CONSOLE_MAX_PER_VM", 8)
+# QEMU serves at most 32 VNC clients per display by default; more would be cut off after the banner.
+KVMPANEL_CONSOLE_MAX_PER_VM = min(env_int("KVMPANEL_CONSOLE_MAX_PER_VM", 8), 32)
 KVMPANEL_CONSOLE_IDLE_SECONDS = env_int("KVMPANEL_CONSOLE_IDLE_SECONDS", 3600)
 KVMPANEL_CONSOLE_HEARTBEAT_SECONDS = env_int("KVMPANEL_CONSOLE_HEARTBEAT_SECONDS", 20)
 KVMPANEL_CONSOLE_RECHECK_SECONDS = env_int("KVMPANEL_CONSOLE_RECHECK_SECONDS", 2)

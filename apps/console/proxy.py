@@ -163,10 +163,9 @@ class ConsoleRequestHandler(websocketproxy.ProxyRequestHandler):
         grant = self.grant
         lifetime = settings.KVMPANEL_CONSOLE_RECHECK_SECONDS * 5
         store.mark_open(connection_id, grant.user_id, grant.vm_id, lifetime)
-        services.record_opened(grant, self.vm, client)
         self.close_reason = "closed"
         stop = threading.Event()
-        watchdog = threading.Thread(target=self._watch, args=(metered, connection_id, stop), daemon=True)
+        watchdog = threading.Thread(target=self._watch, args=(metered, connection_id, client, stop), daemon=True)
         watchdog.start()
         try:
             super().do_proxy(metered)
@@ -184,11 +183,15 @@ class ConsoleRequestHandler(websocketproxy.ProxyRequestHandler):
                 bytes_out=metered.bytes_from_target,
             )
 
-    def _watch(self, metered: MeteredSocket, connection_id: str, stop: threading.Event) -> None:
-        """Every few seconds: may this console stay open? Closing the target ends the relay loop."""
+    def _watch(self, metered: MeteredSocket, connection_id: str, client: str | None, stop: threading.Event) -> None:
+        """Every few seconds: may this console stay open? Closing the target ends the relay loop.
+
+        The "opened" audit event is written here too, so the relay starts without waiting for it.
+        """
         interval = settings.KVMPANEL_CONSOLE_RECHECK_SECONDS
         lifetime = interval * 5
         try:
+            services.record_opened(self.grant, self.vm, client)
             while not stop.wait(interval):
                 reason = services.still_allowed(self.grant)
                 if reason is None and time.monotonic() - metered.last_input > settings.KVMPANEL_CONSOLE_IDLE_SECONDS:

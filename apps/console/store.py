@@ -23,12 +23,26 @@ def client() -> redis.Redis:
     shared across a fork."""
     pid = os.getpid()
     if pid not in _clients:
-        _clients[pid] = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+        # driver_info=None: no CLIENT SETINFO round trip (and package-version lookup) per connection.
+        _clients[pid] = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, driver_info=None)
     return _clients[pid]
 
 
+def forget_clients() -> None:
+    """Drop this process's clients (before forking, so no child shares a socket)."""
+    for connection in _clients.values():
+        connection.close()
+    _clients.clear()
+
+
+def _key(*parts: object) -> str:
+    # Namespaced like the channel layer and Celery queue, so the test suite, a benchmark and a
+    # running panel sharing one Redis never count each other's consoles.
+    return ":".join([settings.KVMPANEL_REDIS_NAMESPACE, "console", *map(str, parts)])
+
+
 def _ticket_key(secret: str) -> str:
-    return "kvmpanel:console:ticket:" + hashlib.sha256(secret.encode()).hexdigest()
+    return _key("ticket", hashlib.sha256(secret.encode()).hexdigest())
 
 
 def save_ticket(secret: str, data: dict[str, Any], ttl: int) -> None:
@@ -43,7 +57,7 @@ def redeem_ticket(secret: str) -> dict[str, Any] | None:
 
 def count_issued(user_id: int, window_seconds: int = 60) -> int:
     """Tickets issued to the user in the current window (rate limiting)."""
-    key = f"kvmpanel:console:rate:{user_id}:{int(time.time()) // window_seconds}"
+    key = _key("rate", user_id, int(time.time()) // window_seconds)
     with client().pipeline() as pipe:
         pipe.incr(key)
         pipe.expire(key, window_seconds * 2)
@@ -52,7 +66,7 @@ def count_issued(user_id: int, window_seconds: int = 60) -> int:
 
 
 def _open_keys(user_id: int, vm_id: int) -> tuple[str, str]:
-    return f"kvmpanel:console:open:user:{user_id}", f"kvmpanel:console:open:vm:{vm_id}"
+    return _key("open", "user", user_id), _key("open", "vm", vm_id)
 
 
 def mark_open(connection_id: str, user_id: int, vm_id: int, lifetime: float) -> None:

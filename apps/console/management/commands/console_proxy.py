@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
 
+from apps.console import services, store
 from apps.console.proxy import ConsoleProxy
 
 
@@ -13,8 +14,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, listen: str, **options) -> None:
         host, _, port = listen.rpartition(":")
-        # Each connection is a forked child: none may inherit the parent's database connection.
+        services.warm_up()
+        # Each connection is a forked child: none may inherit the parent's database, Redis or
+        # libvirt connections (warm_up opened the first two).
         connections.close_all()
+        store.forget_clients()
         proxy = ConsoleProxy(listen_host=host or "127.0.0.1", listen_port=int(port))
         self.stdout.write(f"console proxy listening on {listen}")
         proxy.start_server()
