@@ -1,11 +1,16 @@
 """Settings for the test suite: the development defaults plus a test database, a separate Celery
 queue and channel prefix on the same private Redis, test:/// hosts allowed, fast reconnects."""
 
+import os
+
 from kvmpanel.settings import *  # noqa: F403
 from kvmpanel.settings import CHANNEL_LAYERS, DATABASES, VAR_DIR
 
-DATABASES["default"]["NAME"] = VAR_DIR / "test.sqlite3"
-DATABASES["default"]["TEST"] = {"NAME": VAR_DIR / "test.sqlite3"}
+# KVMPANEL_TEST_DB lets two test runs share a checkout (each with its own database file); the
+# test processes (daphne, the listener, the console proxy) inherit it from the environment.
+_TEST_DB = os.environ.get("KVMPANEL_TEST_DB") or str(VAR_DIR / "test.sqlite3")
+DATABASES["default"]["NAME"] = _TEST_DB
+DATABASES["default"]["TEST"] = {"NAME": _TEST_DB}
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "kvmpanel-test"
 CELERY_TASK_DEFAULT_QUEUE = "kvmpanel-test"
 KVMPANEL_ALLOW_TEST_DRIVER = True

@@ -3,18 +3,23 @@
 `/ws/vms/<id>/serial/` is accepted (with the subprotocol "binary") only after, in order: the
 session is logged in (the Origin was already checked by the ASGI stack), the ticket in
 Sec-WebSocket-Protocol redeems once for a serial console from this very session, it names the VM of
-the URL and the session's user, and the user may still use the console of that VM, which is
-running. A refusal closes the socket before the upgrade: not one byte of console data.
+the URL and the session's user, the user may still use the console of that VM, which is running,
+and the console caps allow one more. A refusal closes the socket before the upgrade: not one byte of
+console data.
 
 Once accepted, the consumer opens the VM's serial console as a libvirt stream (one per WebSocket;
 a console that another session holds is refused) and relays bytes both ways in binary frames. A
 watchdog re-checks the grant every KVMPANEL_CONSOLE_RECHECK_SECONDS and closes the console when the
 user is disabled, loses the privilege, or the VM is deleted; the socket closes when the stream ends
 (the VM stopped). Opening and closing are audited; tickets never reach a log line.
+
+Frames: console data in binary frames, both ways. The server's only text frame is the last one,
+`{"type": "close", "code": ..., "reason": ...}`, right before it closes the socket with that code.
 """
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -84,6 +89,7 @@ class SerialConsoleConsumer(AsyncWebsocketConsumer):
             if grant.user_id != user.pk:
                 raise services.Refused("ticket of another user")
             vm = await database_sync_to_async(services.serial_state)(grant)
+            await sync_to_async(services.check_capacity, thread_sensitive=False)(grant)
         except services.Refused as refused:
             await self.refuse(CLOSE_REFUSED, str(refused))
             return
@@ -111,14 +117,19 @@ class SerialConsoleConsumer(AsyncWebsocketConsumer):
             await database_sync_to_async(services.record_refused)(grant, vm, self.client, error.message)
             code = CLOSE_BUSY if error.code == "console-busy" else CLOSE_UNAVAILABLE
             self.grant = None  # nothing was opened: nothing to count or audit as closed
-            await self.close(code=code, reason=_close_reason(error.message))
+            await self.say_goodbye(code, error.message)
             return
 
+        self.opened = time.monotonic()
         lifetime = settings.KVMPANEL_CONSOLE_RECHECK_SECONDS * 5
-        await sync_to_async(store.mark_open, thread_sensitive=False)(
-            self.connection_id, grant.user_id, grant.vm_id, lifetime
-        )
-        await database_sync_to_async(services.record_opened)(grant, vm, self.client)
+        try:
+            await sync_to_async(store.mark_open, thread_sensitive=False)(
+                self.connection_id, grant.user_id, grant.vm_id, lifetime
+            )
+            await database_sync_to_async(services.record_opened)(grant, vm, self.client)
+        except Exception:
+            await self.release()  # never leave the VM's console held by a consumer that failed
+            raise
         self.tasks = [asyncio.create_task(self.relay()), asyncio.create_task(self.watch())]
 
     async def refuse(self, code: int, reason: str) -> None:
@@ -129,13 +140,14 @@ class SerialConsoleConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.console is None or self.finished:
             return
+        console = self.console
         data = bytes_data if bytes_data is not None else (text_data or "").encode()
         if len(data) > settings.KVMPANEL_CONSOLE_MAX_MESSAGE_BYTES:
             await self.finish(CLOSE_TOO_BIG, "message too big")
             return
         self.last_input = time.monotonic()
         try:
-            await sync_to_async(self.console.write, thread_sensitive=False)(data)
+            await sync_to_async(console.write, thread_sensitive=False)(data)
         except HypervisorError as error:
             await self.finish(CLOSE_ENDED, error.message)
             return
@@ -185,6 +197,13 @@ class SerialConsoleConsumer(AsyncWebsocketConsumer):
         self.close_reason = reason
         log.info("closing serial console of VM %s: %s", self.grant.vm_id if self.grant else "?", reason)
         await self.release()
+        await self.say_goodbye(code, reason)
+
+    async def say_goodbye(self, code: int, reason: str) -> None:
+        """Close with `code`, after a text frame that says why: daphne drops the reason of a close
+        frame. Console data only ever travels in binary frames, so the two cannot be confused."""
+        with contextlib.suppress(Exception):  # the client may be gone already
+            await self.send(text_data=json.dumps({"type": "close", "code": code, "reason": reason}))
         await self.close(code=code, reason=_close_reason(reason))
 
     async def release(self) -> None:

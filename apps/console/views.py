@@ -1,5 +1,6 @@
 """Console pages: our own noVNC page and the serial console page (never websockify's vnc.html)."""
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -19,6 +20,8 @@ def _page_context(request: HttpRequest, vm: VirtualMachine, view_only: bool) -> 
         "vm": vm,
         "view_only": view_only,
         "ticket_url": reverse("vm-console", args=[vm.pk]),
+        "vm_api_url": reverse("vm-detail", args=[vm.pk]),
+        "idle_seconds": settings.KVMPANEL_CONSOLE_IDLE_SECONDS,
         "start_url": reverse("vms:action", args=[vm.pk, "start"]) if may_start else "",
         "live_url": f"/ws/vms/{vm.pk}/",
     }

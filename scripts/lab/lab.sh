@@ -18,7 +18,7 @@ SELF=$(realpath "${BASH_SOURCE[0]}")
 HERE=$(dirname "$SELF")
 ROOT=$(cd "$HERE/../.." && pwd)
 VAR=$(realpath -m "${KVMPANEL_VAR:-$ROOT/var}")
-LAB=$VAR/lab
+LAB=$(realpath -m "$VAR/lab")  # a symlinked var/lab must resolve to the running hosts
 IMAGES=$LAB/images
 HOSTS="1 2"
 # Fixed host UUIDs: without DMI data libvirtd invents a random one on every start, and the panel keys hosts by UUID.
@@ -230,6 +230,8 @@ ns_init() {
   # Fresh /run: only binding /run/libvirt makes virtlogd fail on the machine's /run/virtlogd.pid, and it
   # hides the machine's own libvirt socket from everything in here.
   mount -t tmpfs -o mode=0755 tmpfs /run
+  # libvirt locks a console's pty with a file in /var/lock (-> /run/lock), as systemd-tmpfiles makes it.
+  mkdir -p -m 1777 /run/lock
   mkdir -p /run/libvirt
   mount --bind "$b/run" /run/libvirt
   mount --bind "$b/lib" /var/lib/libvirt

@@ -193,7 +193,7 @@ DELETE_ROUTE = Route(
 )
 # The admin is Django's own (staff only, its own permission system), tested by Django itself.
 EXEMPT = {"admin"}
-WEBSOCKET_ROUTES = {"ws-vms", "ws-vm", "ws-hosts"}
+WEBSOCKET_ROUTES = {"ws-vms", "ws-vm", "ws-hosts", "ws-vm-serial"}
 
 
 def request(client: Client, route: Route, world):
@@ -282,6 +282,12 @@ def _connect(world, path: str, persona: str | None):
         ("/ws/vms/{vm}/", "alice", True),
         ("/ws/hosts/", None, False),
         ("/ws/hosts/", "bob", True),  # filtered per message, like the VM list stream
+        # The serial console also needs a console ticket from the same session: without one, nobody
+        # gets in (tests/console/test_serial.py covers tickets, against a real daphne and guest).
+        ("/ws/vms/{vm}/serial/", None, False),
+        ("/ws/vms/{vm}/serial/", "bob", False),
+        ("/ws/vms/{vm}/serial/", "carol", False),
+        ("/ws/vms/{vm}/serial/", "alice", False),
     ],
 )
 def test_websocket_routes_answer_each_persona_as_they_should(world, path, persona, accepted):
