@@ -24,7 +24,7 @@ from apps.vms.models import VirtualMachine
 from kvmpanel.virt.connection import pool
 from tests.support.testnode import write_test_node
 
-pytest_plugins = ["tests.support.lab"]
+pytest_plugins = ["tests.support.lab", "tests.support.browser"]
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -152,39 +152,35 @@ def _server_env(ports: Ports) -> dict[str, str]:
     }
 
 
+def _start(argv: list[str], log, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop(*processes: subprocess.Popen) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 @pytest.fixture(scope="session")
 def panel(django_db_setup, django_db_blocker, ports) -> Panel:
     """daphne and the inventory listener as real processes, on the test database and Redis."""
-    port = ports.panel
     env = _server_env(ports)
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "panel.log", "w")  # noqa: SIM115 - closed at teardown
-    web = subprocess.Popen(
-        [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "kvmpanel.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    listener = subprocess.Popen(
-        [sys.executable, "manage.py", "inventory", "--reconcile-seconds", "5"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_for_port(port, web)
-        yield Panel(url=f"http://127.0.0.1:{port}", port=port)
-    finally:
-        for process in (web, listener):
-            process.terminate()
-        for process in (web, listener):
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        log.close()
+    with open(ARTIFACTS / "panel.log", "w") as log:
+        web = _start(
+            [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(ports.panel), "kvmpanel.asgi:application"], log, env
+        )
+        listener = _start([sys.executable, "manage.py", "inventory", "--reconcile-seconds", "5"], log, env)
+        try:
+            _wait_for_port(ports.panel, web)
+            yield Panel(url=f"http://127.0.0.1:{ports.panel}", port=ports.panel)
+        finally:
+            _stop(web, listener)
 
 
 @dataclass(frozen=True)
@@ -196,25 +192,18 @@ class ConsoleProxyProcess:
 @pytest.fixture(scope="session")
 def console_proxy(django_db_setup, django_db_blocker, ports) -> ConsoleProxyProcess:
     """`manage.py console_proxy` as a real process on the test database and Redis."""
-    port = ports.console
     ARTIFACTS.mkdir(exist_ok=True)
     with open(ARTIFACTS / "console-proxy.log", "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "console_proxy", "--listen", f"127.0.0.1:{port}"],
-            cwd=ROOT,
-            env=_server_env(ports),
-            stdout=log,
-            stderr=subprocess.STDOUT,
+        process = _start(
+            [sys.executable, "manage.py", "console_proxy", "--listen", f"127.0.0.1:{ports.console}"],
+            log,
+            _server_env(ports),
         )
         try:
-            _wait_for_port(port, process)
-            yield ConsoleProxyProcess(url=f"ws://127.0.0.1:{port}/", port=port)
+            _wait_for_port(ports.console, process)
+            yield ConsoleProxyProcess(url=f"ws://127.0.0.1:{ports.console}/", port=ports.console)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            _stop(process)
 
 
 def session_cookie(user: User) -> str:

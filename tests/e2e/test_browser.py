@@ -1,47 +1,19 @@
 """A real browser (Playwright + Debian's Chromium) against the real panel and a lab guest."""
 
-import os
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from apps.vms.models import VirtualMachine
-from tests.conftest import ARTIFACTS, PASSWORD, make_user
+from tests.conftest import ARTIFACTS, make_user
+from tests.support.browser import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.lab]
-CHROMIUM = os.environ.get("KVMPANEL_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
-@pytest.fixture
-def browser_page(panel):
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        yield page
-        browser.close()
-
-
-def log_in(page, panel, username: str) -> None:
-    page.goto(f"{panel.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{panel.url}/vms/")
-
-
-def test_an_operator_logs_in_sees_the_vm_presses_start_and_watches_it_run(browser_page, panel, make_guest, operator):
-    page = browser_page
+def test_an_operator_logs_in_sees_the_vm_presses_start_and_watches_it_run(browser, panel, make_guest, operator):
+    page = browser.page
     vm = make_guest("demo")
     user = make_user("opal", is_superuser=True)
     log_in(page, panel, user.username)
@@ -66,10 +38,10 @@ def test_an_operator_logs_in_sees_the_vm_presses_start_and_watches_it_run(browse
     assert Path(shot).stat().st_size > 10_000
 
 
-def test_a_vm_changed_outside_the_panel_updates_the_open_detail_page(browser_page, panel, lab, make_guest, operator):
+def test_a_vm_changed_outside_the_panel_updates_the_open_detail_page(browser, panel, lab, make_guest, operator):
     from apps.vms import services
 
-    page = browser_page
+    page = browser.page
     vm = services.run_lifecycle(make_guest("watch"), "start", actor=operator)
     make_user("viewer2", is_superuser=True)
     log_in(page, panel, "viewer2")
@@ -82,8 +54,8 @@ def test_a_vm_changed_outside_the_panel_updates_the_open_detail_page(browser_pag
     page.screenshot(path=str(ARTIFACTS / "vm-detail-destroyed.png"), full_page=True)
 
 
-def test_the_panel_speaks_chinese_when_the_user_chooses_it(browser_page, panel, make_guest):
-    page = browser_page
+def test_the_panel_speaks_chinese_when_the_user_chooses_it(browser, panel, make_guest):
+    page = browser.page
     make_guest("zh")
     make_user("li", is_superuser=True)
     log_in(page, panel, "li")

@@ -4,30 +4,19 @@ The page runs under a strict CSP, so every test also watches the browser console
 (or an uncaught exception) anywhere on the page fails the test.
 """
 
-import os
 import time
-from dataclasses import dataclass, field
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from apps.accounts.models import Role
 from apps.accounts.services import grant_role
 from apps.vms import services as vm_services
-from tests.conftest import ARTIFACTS, PASSWORD, make_user
+from tests.conftest import ARTIFACTS, make_user
+from tests.support.browser import log_in
 from tests.support.lab import boots_seen, serial_log, wait_for
 
-pytestmark = [pytest.mark.browser, pytest.mark.lab]
-CHROMIUM = os.environ.get("KVMPANEL_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+pytestmark = [pytest.mark.browser, pytest.mark.lab, pytest.mark.usefixtures("console_proxy")]
 # True once the noVNC canvas shows something other than black (the first framebuffer update drawn).
 CANVAS_HAS_PIXELS = """() => {
   const canvas = document.querySelector('#screen canvas');
@@ -36,42 +25,6 @@ CANVAS_HAS_PIXELS = """() => {
   for (let i = 0; i < d.length; i += 4) if (d[i] > 96 || d[i + 1] > 96 || d[i + 2] > 96) return true;
   return false;
 }"""
-
-
-@dataclass
-class Browser:
-    page: Page
-    console: list[str] = field(default_factory=list)
-
-    def csp_violations(self) -> list[str]:
-        return [line for line in self.console if "Content Security Policy" in line]
-
-    def assert_clean(self) -> None:
-        """No CSP violation and no uncaught exception on the page."""
-        bad = self.csp_violations() + [line for line in self.console if line.startswith("pageerror:")]
-        assert not bad, "\n".join(bad)
-
-
-@pytest.fixture
-def browser(panel, console_proxy):
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = chromium.new_page(viewport={"width": 1280, "height": 800})
-        watched = Browser(page)
-        page.on("console", lambda message: watched.console.append(f"{message.type}: {message.text}"))
-        page.on("pageerror", lambda error: watched.console.append(f"pageerror: {error}"))
-        yield watched
-        chromium.close()
-
-
-def log_in(page: Page, panel, username: str) -> None:
-    page.goto(f"{panel.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{panel.url}/vms/")
 
 
 def booted_guest(make_guest, operator, prefix: str):

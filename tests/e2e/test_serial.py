@@ -4,61 +4,16 @@ The page runs under a strict CSP, so the test also watches the browser console: 
 an uncaught exception on the page fails it.
 """
 
-import os
-from dataclasses import dataclass, field
-
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import expect
 
 from apps.vms import services as vm_services
-from tests.conftest import ARTIFACTS, PASSWORD, make_user
+from tests.conftest import ARTIFACTS, make_user
+from tests.support.browser import log_in
 from tests.support.lab import boots_seen, serial_log, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.lab]
-CHROMIUM = os.environ.get("KVMPANEL_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 TERMINAL_TEXT = "() => document.querySelector('#terminal .xterm-rows').innerText"
-
-
-@dataclass
-class Browser:
-    page: Page
-    console: list[str] = field(default_factory=list)
-
-    def assert_clean(self) -> None:
-        """No CSP violation and no uncaught exception on the page."""
-        bad = [line for line in self.console if "Content Security Policy" in line or line.startswith("pageerror:")]
-        assert not bad, "\n".join(bad)
-
-
-@pytest.fixture
-def browser(panel):
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = chromium.new_context(viewport={"width": 1280, "height": 800}).new_page()
-        watched = Browser(page)
-        page.on("console", lambda message: watched.console.append(f"{message.type}: {message.text}"))
-        page.on("pageerror", lambda error: watched.console.append(f"pageerror: {error}"))
-        yield watched
-        chromium.close()
-
-
-def log_in(page: Page, panel, username: str) -> None:
-    page.goto(f"{panel.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{panel.url}/vms/")
 
 
 def serial_text(vm) -> bytes:
