@@ -60,8 +60,9 @@ check: venv
 pytest: venv
 	$(VENV)/bin/pytest
 
-bench: setup redis
+bench: setup lab redis
 	$(PY) bench/list_latency.py
+	$(PY) bench/console_proxy.py
 
 clean:
 	bash scripts/lab/lab.sh down || true
