@@ -12,9 +12,10 @@ prints the figures and never judges them.
   The proxy is `manage.py console_proxy`, run as a subprocess on a free 127.0.0.1 port. It uses
   the same database (DATABASE_URL, sqlite:////absolute/path, with kvmpanel.settings, because
   tests.settings pins the test suite's database) and the same Redis. Both processes use the Redis
-  namespace and channel prefix "kvmpanel-bench", so their console counts and tickets never mix
-  with the test suite's ("kvmpanel-test") or a running panel's ("kvmpanel"); the bench empties
-  that namespace's console keys before it starts.
+  namespace "kvmpanel-bench" (the proxy also as its channel prefix; this process's channel layer
+  is in memory), so their tickets and console counts never mix with the test suite's
+  ("kvmpanel-test") or a running panel's ("kvmpanel"); the bench empties that namespace's console
+  keys before it starts.
 * Connect, throughput and latency use the first guest only.
 * Connect: 50 sequential connects, each with a fresh ticket (issued in-process, not timed). Each
   is timed from the start of the TCP connect until the "RFB 003.008" banner arrives through the

@@ -227,7 +227,8 @@ def warm_up() -> None:
         session="",
         issued_at=0.0,
     )
-    still_allowed(probe)
+    still_allowed(probe)  # stops at the user lookup (no user 0): the VM query is compiled next
+    VirtualMachine.objects.select_related("host").filter(pk=0).first()
     has_privilege(User(pk=0, is_active=True), None, "vm.console", fresh=True)
     store.open_counts(0, 0)
 
