@@ -14,7 +14,9 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
+from django.shortcuts import get_object_or_404
 
 from apps.accounts.privileges import NO_ACCESS
 
@@ -165,9 +167,6 @@ class RestrictedQuerySet(QuerySet):
 
 def get_object_or_deny(queryset: QuerySet, user, pk, privilege: str | None = None):
     """The one lookup: 404 unless the user may see the object, 403 unless they hold `privilege` on it."""
-    from django.core.exceptions import PermissionDenied
-    from django.shortcuts import get_object_or_404
-
     obj = get_object_or_404(restrict(queryset, user, queryset.model.view_privilege), pk=pk)
     if privilege is not None and not has_privilege(user, obj, privilege):
         raise PermissionDenied

@@ -1,6 +1,7 @@
 """VM pages. Thin: look up through the one gate, call a service, render inventory columns."""
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
@@ -153,8 +154,6 @@ def vm_xml(request: HttpRequest, pk: int) -> HttpResponse:
 def vm_define(request: HttpRequest) -> HttpResponse:
     hosts = Host.objects.restrict(request.user, "vm.create")
     if not hosts.exists():
-        from django.core.exceptions import PermissionDenied
-
         raise PermissionDenied
     form = DefineForm(request.POST or None, request.FILES or None, hosts=hosts)
     if request.method == "POST" and form.is_valid():
