@@ -72,6 +72,7 @@ class SizeResult:
     size: int
     visible: int
     fill_seconds: float
+    reconcile_seconds: float
     medians_ms: dict[str, float] = field(default_factory=dict)
     queries: dict[str, int] = field(default_factory=dict)
     libvirt_calls: int = 0
@@ -116,8 +117,12 @@ def reset_database() -> None:
         raise BenchError(f"built-in roles missing after migrate: {sorted(missing)}")
 
 
-def fill_inventory(size: int) -> float:
-    """10 test:/// hosts, size/10 domains each, synced by reconcile_host; returns the sync seconds."""
+def fill_inventory(size: int) -> tuple[float, float]:
+    """10 test:/// hosts, size/10 domains each, synced by reconcile_host.
+
+    Returns the seconds of the first sync (every row created) and of a second, unchanged pass (what
+    the listener's periodic reconcile costs on a quiet inventory).
+    """
     from apps.hosts.inventory import reconcile_host
     from apps.hosts.models import Host
     from apps.vms.models import VirtualMachine
@@ -137,7 +142,12 @@ def fill_inventory(size: int) -> float:
     total, running = VirtualMachine.objects.count(), VirtualMachine.objects.filter(state="running").count()
     if (total, running) != (size, size // 2):
         raise BenchError(f"inventory holds {total} VMs ({running} running) after the sync, expected {size}")
-    return seconds
+    start = time.perf_counter()
+    changed = sum(reconcile_host(host) for host in hosts)
+    again = time.perf_counter() - start
+    if changed:
+        raise BenchError(f"an unchanged reconcile reported {changed} changed rows")
+    return seconds, again
 
 
 def create_viewer() -> tuple["User", list["VirtualMachine"]]:
@@ -253,13 +263,15 @@ def measure_size(size: int) -> SizeResult:
 
     progress(f"{size} VMs: resetting the database and syncing {HOSTS} test hosts")
     reset_database()
-    fill_seconds = fill_inventory(size)
+    fill_seconds, reconcile_seconds = fill_inventory(size)
     pool.close_all()  # list requests must not need a connection: any call would show up below
     user, hidden = create_viewer()
     expected = expected_rows(hidden)
     client = Client(raise_request_exception=False)  # a crash is reported as a failed status, below
     client.force_login(user)
-    result = SizeResult(size=size, visible=expected.visible, fill_seconds=fill_seconds)
+    result = SizeResult(
+        size=size, visible=expected.visible, fill_seconds=fill_seconds, reconcile_seconds=reconcile_seconds
+    )
     requests = {
         "api": (API_URL, api_check(expected.visible, expected.hidden_ids)),
         "html": (HTML_URL, html_check(expected.visible, expected.hidden_names)),
@@ -284,6 +296,7 @@ def report(results: dict[int, SizeResult]) -> list[tuple[str, str]]:
             (f"vms_total_{size}", str(size)),
             (f"vms_visible_{size}", str(result.visible)),
             (f"inventory_fill_seconds_{size}", f"{result.fill_seconds:.2f}"),
+            (f"inventory_reconcile_unchanged_seconds_{size}", f"{result.reconcile_seconds:.2f}"),
             (f"vms_api_median_ms_{size}", f"{result.medians_ms['api']:.1f}"),
             (f"vms_html_median_ms_{size}", f"{result.medians_ms['html']:.1f}"),
             (f"vms_api_filtered_median_ms_{size}", f"{result.medians_ms['api_filtered']:.1f}"),

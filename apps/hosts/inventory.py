@@ -57,22 +57,34 @@ def _columns(summary: DomainSummary) -> dict:
     }
 
 
-def apply_summary(host: Host, summary: DomainSummary, *, owner=None) -> tuple[VirtualMachine, bool]:
-    """Write one domain's observed state; publish it when anything a page shows changed."""
+def apply_summary(
+    host: Host, summary: DomainSummary, *, owner=None, current: VirtualMachine | None = None, lock: bool = True
+) -> tuple[VirtualMachine, bool]:
+    """Write one domain's observed state; publish it when anything a page shows changed.
+
+    An unchanged row is not rewritten (a reconcile of 1,000 quiet VMs writes nothing but one bulk
+    observed_at update). `current` is the row when the caller already loaded it.
+    """
     columns = _columns(summary)
     now = timezone.now()
     with transaction.atomic():
-        vm = VirtualMachine.objects.select_for_update().filter(host=host, uuid=summary.uuid).first()
+        vm = current
+        if vm is None:
+            rows = VirtualMachine.objects.select_for_update() if lock else VirtualMachine.objects
+            vm = rows.filter(host=host, uuid=summary.uuid).first()
         if vm is None:
             vm = VirtualMachine.objects.create(host=host, uuid=summary.uuid, owner=owner, observed_at=now, **columns)
             changed = True
         else:
-            changed = any(getattr(vm, field) != value for field, value in columns.items())
-            for field, value in columns.items():
-                setattr(vm, field, value)
-            vm.observed_at = now
-            vm.missing_since = None
-            vm.save(update_fields=[*_FIELDS, "observed_at", "missing_since"])
+            changed = vm.missing_since is not None or any(getattr(vm, f) != v for f, v in columns.items())
+            if changed:
+                for field, value in columns.items():
+                    setattr(vm, field, value)
+                vm.observed_at = now
+                vm.missing_since = None
+                vm.save(update_fields=[*_FIELDS, "observed_at", "missing_since"])
+            elif current is None:
+                VirtualMachine.objects.filter(pk=vm.pk).update(observed_at=now)  # (reconcile does this in bulk)
         if changed:
             publish_vm(vm)
     return vm, changed
@@ -112,12 +124,14 @@ def reconcile_host(host: Host) -> int:
             mark_host_unreachable(host, error.message)
         raise
     mark_host_reachable(host)
+    known = {vm.uuid: vm for vm in VirtualMachine.objects.filter(host=host)}
     seen = set()
     changed = 0
     for summary in summaries:
         seen.add(summary.uuid)
-        _vm, was_changed = apply_summary(host, summary)
+        _vm, was_changed = apply_summary(host, summary, current=known.get(summary.uuid), lock=False)
         changed += was_changed
+    VirtualMachine.objects.filter(host=host, uuid__in=seen).update(observed_at=timezone.now())
     for vm in VirtualMachine.objects.filter(host=host, missing=False).exclude(uuid__in=seen):
         mark_missing(vm)
         changed += 1
