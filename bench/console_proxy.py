@@ -479,28 +479,15 @@ def run_script(script: Path, *args: str) -> str:
 
 
 def serial_log(name: str) -> Path:
-    return ROOT / "var" / "lab" / f"host{LAB_HOST}" / "log" / "qemu" / f"{name}-serial.log"
+    from tests.support.lab import serial_log as lab_serial_log  # after django.setup(): it imports models
+
+    return lab_serial_log(LAB_HOST, name)
 
 
 def remove_logs(name: str) -> None:
     """The guest's serial log and libvirt's log of its QEMU: both outlive the domain."""
     serial_log(name).unlink(missing_ok=True)
     serial_log(name).with_name(f"{name}.log").unlink(missing_ok=True)
-
-
-def boots_seen(name: str) -> int:
-    path = serial_log(name)
-    return path.read_bytes().count(b"boot finished") if path.exists() else 0
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise BenchError(f"timed out after {timeout} s waiting for {what}")
 
 
 def remove_guest(uri: str, uuid_: str) -> None:
@@ -1058,6 +1045,7 @@ def run() -> int:
     from apps.core.errors import ServiceError
     from kvmpanel.virt.connection import pool
     from kvmpanel.virt.errors import HypervisorError
+    from tests.support.lab import boots_seen, wait_for
 
     results = Results()
     lab: Lab | None = None
@@ -1070,7 +1058,11 @@ def run() -> int:
             create_guest(lab)
         names = [vm.name for vm in lab.vms]
         progress(f"started {', '.join(names)}; waiting for them to boot")
-        wait_for(lambda: all(boots_seen(name) for name in names), BOOT_TIMEOUT, f"{' and '.join(names)} to boot")
+        booted = [lambda name=name: boots_seen(LAB_HOST, name) for name in names]
+        try:
+            wait_for(lambda: all(seen() for seen in booted), BOOT_TIMEOUT, f"{' and '.join(names)} to boot")
+        except AssertionError as timeout:
+            raise BenchError(str(timeout)) from timeout
         for vm in lab.vms:
             vm.refresh_from_db()
         proxy = start_proxy()
