@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "apps.hosts",
     "apps.vms",
     "apps.console",
+    "apps.jobs",
 ]
 
 MIDDLEWARE = [
@@ -257,6 +258,9 @@ KVMPANEL_CONSOLE_IDLE_SECONDS = env_int("KVMPANEL_CONSOLE_IDLE_SECONDS", 3600)
 KVMPANEL_CONSOLE_HEARTBEAT_SECONDS = env_int("KVMPANEL_CONSOLE_HEARTBEAT_SECONDS", 20)
 KVMPANEL_CONSOLE_RECHECK_SECONDS = env_int("KVMPANEL_CONSOLE_RECHECK_SECONDS", 2)
 KVMPANEL_CONSOLE_MAX_MESSAGE_BYTES = env_int("KVMPANEL_CONSOLE_MAX_MESSAGE_BYTES", 1 << 20)
+
+# Jobs (apps/jobs): a running job whose heartbeat is older than this is failed ("the worker stopped").
+KVMPANEL_JOB_STALE_SECONDS = env_int("KVMPANEL_JOB_STALE_SECONDS", 60)
 
 # Behind a reverse proxy on this machine, audit the client's address from X-Forwarded-For.
 KVMPANEL_TRUST_X_FORWARDED_FOR = env_bool("KVMPANEL_TRUST_X_FORWARDED_FOR", False)

@@ -5,11 +5,13 @@ from rest_framework.routers import DefaultRouter
 
 from apps.core import views as core_views
 from apps.hosts.api import HostViewSet
+from apps.jobs.api import JobViewSet
 from apps.vms.api import VirtualMachineViewSet
 
 router = DefaultRouter()
 router.register("hosts", HostViewSet, basename="host")
 router.register("vms", VirtualMachineViewSet, basename="vm")
+router.register("jobs", JobViewSet, basename="job")
 
 urlpatterns = [
     path("", core_views.home, name="home"),

@@ -71,3 +71,8 @@ def ensure_dir_pool(uri: str, name: str, path: str) -> str:
         return pool.name()
 
     return call(uri, run)
+
+
+def delete_volume(uri: str, pool_name: str, volume_name: str) -> None:
+    """`virsh vol-delete VOLUME --pool POOL`."""
+    call(uri, lambda conn: conn.storagePoolLookupByName(pool_name).storageVolLookupByName(volume_name).delete(0))

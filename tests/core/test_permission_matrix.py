@@ -42,6 +42,22 @@ def running(world):
     return world.running_vm.pk
 
 
+def a_job(world):
+    """A queued volume.create job on the host, requested by root (a fresh one per request)."""
+    from apps.jobs.models import Job
+
+    params = {"pool": "default", "name": "matrix.qcow2", "format": "qcow2", "capacity_bytes": 1 << 20}
+    return Job.objects.create(kind="volume.create", host=world.host, requested_by=world.root, params=params).pk
+
+
+def a_volume_job(world):
+    return {
+        "kind": "volume.create",
+        "host": world.host.pk,
+        "params": {"pool": "default", "name": "matrix.qcow2", "capacity_bytes": 1 << 20},
+    }
+
+
 ROUTES = [
     Route("home", "get", lambda w: reverse("home"), 302, 302, 302, "alice", 302),
     Route("health", "get", lambda w: reverse("health"), 200, 200, 200, "alice", 200),
@@ -186,14 +202,21 @@ ROUTES = [
         data=lambda w: {"host": w.host.pk, "xml": A_VM_XML},
         api=True,
     ),
+    Route("job-list", "get", lambda w: reverse("job-list"), 401, 200, 200, "alice", 200, api=True),
+    Route("job-detail", "get", lambda w: reverse("job-detail", args=[a_job(w)]), 401, 404, 200, "root", 200, api=True),
+    Route("job-cancel", "post", lambda w: reverse("job-cancel", args=[a_job(w)]), 401, 404, 403, "root", 200, api=True),
 ]
 # vm-detail also answers DELETE; it has its own row so the method is covered.
 DELETE_ROUTE = Route(
     "vm-detail", "delete", lambda w: reverse("vm-detail", args=[vm(w)]), 401, 404, 403, "alice", 200, api=True
 )
+# job-list also answers POST (start a job): its own row, outside ROUTES (GET on it is the list, not 405).
+JOB_CREATE_ROUTE = Route(
+    "job-list", "post", lambda w: reverse("job-list"), 401, 404, 403, "root", 202, data=a_volume_job, api=True
+)
 # The admin is Django's own (staff only, its own permission system), tested by Django itself.
 EXEMPT = {"admin"}
-WEBSOCKET_ROUTES = {"ws-vms", "ws-vm", "ws-hosts", "ws-vm-serial"}
+WEBSOCKET_ROUTES = {"ws-vms", "ws-vm", "ws-hosts", "ws-vm-serial", "ws-job"}
 
 
 def request(client: Client, route: Route, world):
@@ -215,7 +238,7 @@ def client_for(world, persona: str | None) -> Client:
     return client
 
 
-@pytest.mark.parametrize("route", [*ROUTES, DELETE_ROUTE], ids=lambda r: f"{r.method}-{r.name}")
+@pytest.mark.parametrize("route", [*ROUTES, DELETE_ROUTE, JOB_CREATE_ROUTE], ids=lambda r: f"{r.method}-{r.name}")
 @pytest.mark.parametrize("persona", ["anonymous", "stranger", "viewer", "allowed"])
 def test_the_route_answers_each_persona_as_it_should(world, route, persona):
     user = {"anonymous": None, "stranger": "bob", "viewer": "carol", "allowed": route.allowed_as}[persona]
@@ -248,7 +271,7 @@ def test_state_changes_refuse_get(world, route):
 
 
 @pytest.mark.parametrize(
-    "route", [r for r in ROUTES if r.method == "post" and r.name != "logout"], ids=lambda r: r.name
+    "route", [r for r in [*ROUTES, JOB_CREATE_ROUTE] if r.method == "post" and r.name != "logout"], ids=lambda r: r.name
 )
 def test_state_changes_need_a_csrf_token(world, route):
     client = Client(enforce_csrf_checks=True)

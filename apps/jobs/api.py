@@ -1,0 +1,120 @@
+"""Job API: list and follow jobs, start one (`POST /api/v1/jobs/`), cancel one."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.accounts.permissions import get_object_or_deny
+from apps.core.http import client_address
+from apps.hosts.models import Host
+from apps.jobs import services
+from apps.jobs.models import Job
+from apps.vms.models import VirtualMachine
+
+
+class JobSerializer(serializers.ModelSerializer):
+    status = serializers.CharField(read_only=True, help_text="queued, running, succeeded, failed or cancelled")
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "kind",
+            "vm",
+            "host",
+            "requested_by",
+            "params",
+            "result",
+            "status",
+            "percent",
+            "bytes_done",
+            "bytes_total",
+            "phase",
+            "error",
+            "cancel_requested",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "heartbeat_at",
+        ]
+        read_only_fields = fields
+
+
+class JobDetailSerializer(JobSerializer):
+    log = serializers.SerializerMethodField()
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "log"]
+        read_only_fields = fields
+
+    def get_log(self, job: Job) -> list[dict]:
+        return [{"at": line.at, "line": line.line} for line in job.log_lines.all()]
+
+
+class JobRequestSerializer(serializers.Serializer):
+    kind = serializers.CharField(max_length=64)
+    host = serializers.IntegerField(required=False)
+    vm = serializers.IntegerField(required=False)
+    params = serializers.DictField(required=False, default=dict)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("status", OpenApiTypes.STR, description="queued, running, succeeded, failed, cancelled"),
+        OpenApiParameter("kind", OpenApiTypes.STR, description="e.g. volume.create"),
+        OpenApiParameter("vm", OpenApiTypes.INT, description="Only jobs on this VM"),
+    ]
+)
+class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    def get_serializer_class(self):
+        return JobDetailSerializer if self.action == "retrieve" else JobSerializer
+
+    def get_queryset(self):
+        jobs = services.visible_jobs(self.request.user)
+        params = self.request.query_params
+        if params.get("status"):
+            jobs = jobs.filter(status=params["status"])
+        if params.get("kind"):
+            jobs = jobs.filter(kind=params["kind"])
+        vm = params.get("vm")
+        if vm and vm.isdigit():
+            jobs = jobs.filter(vm_id=int(vm))
+        return jobs
+
+    def _job(self, request: Request, pk) -> Job:
+        return get_object_or_404(services.visible_jobs(request.user), pk=pk)
+
+    @extend_schema(
+        request=JobRequestSerializer,
+        responses={202: inline_serializer("JobAccepted", {"job": JobSerializer()})},
+        summary="Start a job (e.g. volume.create on a host)",
+    )
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        data = JobRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        vm = host = None
+        if "vm" in values:
+            vm = get_object_or_deny(VirtualMachine.objects.select_related("host"), request.user, values["vm"])
+        if "host" in values:
+            host = get_object_or_deny(Host.objects.all(), request.user, values["host"])
+        job = services.enqueue_job(
+            values["kind"],
+            actor=request.user,
+            vm=vm,
+            host=host,
+            params=values["params"],
+            client_address=client_address(request),
+        )
+        return Response({"job": JobSerializer(job).data}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={200: JobSerializer}, summary="Cancel a job")
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk=None) -> Response:
+        job = self._job(request, pk)
+        job = services.request_cancel(job, actor=request.user, client_address=client_address(request))
+        return Response(JobSerializer(job).data)

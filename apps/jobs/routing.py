@@ -1,0 +1,7 @@
+from django.urls import path
+
+from apps.jobs import consumers
+
+websocket_urlpatterns = [
+    path("ws/jobs/<int:pk>/", consumers.JobConsumer.as_asgi(), name="ws-job"),
+]

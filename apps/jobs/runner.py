@@ -1,0 +1,165 @@
+"""The one job runner: claim (compare-and-swap) → run → finish (STYLE.md 6)."""
+
+import logging
+import os
+import socket
+import traceback
+from typing import Any
+
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.accounts.permissions import has_privilege
+from apps.audit.choices import AuditResult
+from apps.audit.services import record_event
+from apps.core.errors import ServiceError
+from apps.jobs import live
+from apps.jobs.choices import JobStatus
+from apps.jobs.models import Job, JobLogLine
+from apps.jobs.registry import get_kind
+from apps.jobs.services import reap_stale_jobs
+from kvmpanel.virt.errors import HypervisorError
+
+log = logging.getLogger(__name__)
+
+
+class Cancelled(Exception):  # a request to stop, raised by check_cancel
+    pass
+
+
+class JobContext:
+    """What a job kind's function sees: its job, progress, log, cancel checks and a scratch `state`
+    (what it created, for cleanup). Every report is also a heartbeat."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.state: dict[str, Any] = {}
+
+    def _update(self, **fields) -> None:
+        fields["heartbeat_at"] = timezone.now()
+        Job.objects.filter(pk=self.job.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(self.job, name, value)
+
+    def heartbeat(self) -> None:
+        self._update()
+
+    def progress(
+        self,
+        *,
+        percent: int | None = None,
+        bytes_done: int | None = None,
+        bytes_total: int | None = None,
+        phase: str | None = None,
+    ) -> None:
+        fields: dict[str, Any] = {}
+        if percent is not None:
+            fields["percent"] = max(0, min(100, int(percent)))
+        if bytes_done is not None:
+            fields["bytes_done"] = int(bytes_done)
+        if bytes_total is not None:
+            fields["bytes_total"] = int(bytes_total)
+        if phase is not None:
+            fields["phase"] = phase[:64]
+        self._update(**fields)
+        live.publish(self.job.pk, "job.progress", live.job_payload(self.job))
+
+    def log(self, line: str) -> None:
+        entry = JobLogLine.objects.create(job_id=self.job.pk, line=line)
+        self.heartbeat()
+        live.publish(self.job.pk, "job.log", {"at": entry.at.isoformat(), "line": line})
+
+    def check_cancel(self) -> None:
+        self.heartbeat()
+        if Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
+            raise Cancelled()
+
+
+def _claim(job_id: int, task_id: str) -> bool:
+    now = timezone.now()
+    return (
+        Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+            status=JobStatus.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            worker_hostname=socket.gethostname()[:255],
+            worker_pid=os.getpid(),
+            celery_task_id=task_id,
+        )
+        == 1
+    )
+
+
+def _finish(ctx: JobContext, status: str, *, error: str = "", result: dict | None = None) -> None:
+    job = ctx.job
+    fields: dict[str, Any] = {"status": status, "error": error, "finished_at": timezone.now()}
+    if result is not None:
+        fields["result"] = result
+    if status == JobStatus.SUCCEEDED:
+        fields["percent"] = 100
+    # Only a job still running is finished here: a reaped job keeps its verdict.
+    if not Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**fields):
+        return
+    job.refresh_from_db()
+    audit_result = {JobStatus.SUCCEEDED: AuditResult.OK, JobStatus.FAILED: AuditResult.FAILED}.get(
+        status, AuditResult.REFUSED
+    )
+    record_event(
+        actor=job.requested_by,
+        verb=job.kind,
+        target=job.target,
+        result=audit_result,
+        message=error or status,
+        detail={"job": job.pk, "result": job.result},
+    )
+    live.publish(job.pk, "job.finished", live.job_payload(job) | {"error": job.error})
+
+
+def _cleanup(ctx: JobContext, kind) -> None:
+    if kind.cleanup is None:
+        return
+    try:
+        kind.cleanup(ctx)
+    except Exception:  # a failed cleanup is logged; the job's own verdict stands
+        log.exception("cleanup of job %s failed", ctx.job.pk)
+        JobLogLine.objects.create(job_id=ctx.job.pk, line="Cleanup failed:\n" + traceback.format_exc())
+
+
+def run_job(job_id: int, *, task_id: str = "") -> str | None:
+    """Run one job; returns its final status, or None when another runner has it (or it was cancelled)."""
+    reap_stale_jobs()
+    if not _claim(job_id, task_id):
+        return None
+    job = Job.objects.select_related("vm", "host", "requested_by").get(pk=job_id)
+    ctx = JobContext(job)
+    kind = get_kind(job.kind)
+    if kind is None:
+        _finish(ctx, JobStatus.FAILED, error=_("Unknown job kind %(kind)s.") % {"kind": job.kind})
+        return JobStatus.FAILED
+    target = job.vm if kind.target == "vm" else job.host
+    user = job.requested_by
+    if target is None or user is None or not has_privilege(user, target, kind.privilege, fresh=True):
+        ctx.log("Refused: the requester no longer has permission, or the target is gone")
+        _finish(ctx, JobStatus.FAILED, error=_("You do not have permission to do this."))
+        return JobStatus.FAILED
+    live.publish(job.pk, "job.progress", live.job_payload(job))
+    try:
+        result = kind.run(ctx) or {}
+    except Cancelled:
+        ctx.log("Cancelled")
+        _cleanup(ctx, kind)
+        _finish(ctx, JobStatus.CANCELLED)
+        return JobStatus.CANCELLED
+    except (HypervisorError, ServiceError) as error:
+        ctx.log(f"Failed: {error}")
+        _cleanup(ctx, kind)
+        _finish(ctx, JobStatus.FAILED, error=str(error))
+        return JobStatus.FAILED
+    except Exception:
+        log.exception("job %s failed", job.pk)
+        JobLogLine.objects.create(job_id=job.pk, line=traceback.format_exc())
+        _cleanup(ctx, kind)
+        _finish(ctx, JobStatus.FAILED, error=_("The job failed unexpectedly; its log has the details."))
+        return JobStatus.FAILED
+    _finish(ctx, JobStatus.SUCCEEDED, result=result)
+    return JobStatus.SUCCEEDED
