@@ -96,7 +96,8 @@ wanted_pkgs() {
   echo "$PANEL_PKGS"
   python_pkgs
   node_pkgs
-  [ "$WITH_TEST" = 1 ] && echo chromium
+  # A CJK font, so screenshots of the Chinese UI show characters rather than empty boxes.
+  [ "$WITH_TEST" = 1 ] && echo chromium fonts-wqy-microhei
   return 0
 }
 
