@@ -231,7 +231,7 @@ ns_init() {
   # hides the machine's own libvirt socket from everything in here.
   mount -t tmpfs -o mode=0755 tmpfs /run
   # libvirt locks a console's pty with a file in /var/lock (-> /run/lock), as systemd-tmpfiles makes it.
-  mkdir -p -m 1777 /run/lock
+  mkdir -m 1777 /run/lock  # /run is a fresh tmpfs: only this one level to create
   mkdir -p /run/libvirt
   mount --bind "$b/run" /run/libvirt
   mount --bind "$b/lib" /var/lib/libvirt
