@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiToken, Grant, Role, User, token_digest
 from apps.accounts.permissions import forget_access, parse_scope
-from apps.accounts.privileges import BUILTIN_ROLES, PRIVILEGES
+from apps.accounts.privileges import BUILTIN_ROLES
 from apps.audit.services import record_event
 
 TOKEN_PREFIX = "kvp_"  # noqa: S105 - a public prefix that makes leaked tokens greppable, not a secret
@@ -68,7 +68,3 @@ def set_language(*, actor: User, language: str) -> None:
     actor.language = language
     actor.save(update_fields=["language"])
     record_event(actor=actor, verb="user.set_language", target=actor, detail={"language": language})
-
-
-def known_privileges() -> list[str]:
-    return sorted(PRIVILEGES)

@@ -36,7 +36,7 @@ class HostSerializer(serializers.ModelSerializer):
         read_only_fields = [f for f in fields if f not in {"name", "uri"}]
 
 
-class HostViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class HostViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = HostSerializer
 
     def get_queryset(self):
@@ -47,6 +47,12 @@ class HostViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         data.is_valid(raise_exception=True)
         host = services.add_host(actor=request.user, name=data.validated_data["name"], uri=data.validated_data["uri"])
         return Response(HostSerializer(host).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None}, summary="Forget the host (refused while it has VMs)")
+    def destroy(self, request: Request, pk=None) -> Response:
+        host = get_object_or_deny(Host.objects.all(), request.user, pk, "host.manage")
+        services.remove_host(host, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={200: HostSerializer}, summary="Probe the host's capabilities again")
     @action(detail=True, methods=["post"])

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from apps.accounts.models import Grant
 from apps.accounts.permissions import has_privilege
 from apps.audit.choices import AuditResult
 from apps.audit.services import record_event
@@ -16,6 +17,7 @@ from apps.hosts.choices import HostStatus
 from apps.hosts.live import publish_host
 from apps.hosts.models import Host
 from kvmpanel.virt import host as virt_host
+from kvmpanel.virt.connection import pool
 from kvmpanel.virt.errors import HypervisorError
 
 _SCHEMES = {"qemu", "qemu+unix", "qemu+ssh", "qemu+tls", "qemu+tcp", "test"}
@@ -125,14 +127,19 @@ def refresh_host(host: Host, *, actor=None) -> Host:
 
 
 def remove_host(host: Host, *, actor) -> None:
+    """Forget a host (its libvirt is untouched); refused while it still has VMs in the inventory."""
     if not has_privilege(actor, host, "host.manage"):
         raise AccessDenied()
     if host.vms.filter(missing=False).exists():
         raise ServiceError(_("The host still has VMs in the inventory; move or delete them first."), status=409)
     with transaction.atomic():
         record_event(actor=actor, verb="host.remove", target=host, detail={"uri": host.uri})
+        # Grants on the host and on its (missing) VMs go with them: a later object must not inherit them.
+        scopes = [host.scope, *(vm.scope for vm in host.vms.all())]
+        Grant.objects.filter(scope__in=scopes).delete()
         host.vms.all().delete()
         host.delete()
+    pool.drop(host.uri)
 
 
 def _set_status(host: Host, status: str, message: str) -> None:

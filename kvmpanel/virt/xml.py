@@ -6,7 +6,7 @@ validated before they reach libvirt.
 
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
@@ -119,10 +119,6 @@ def _agent_connected(root: ET.Element) -> bool:
     return False
 
 
-def domain_name(xml_text: str) -> str:
-    return _parse(xml_text).findtext("name", "")
-
-
 @dataclass(frozen=True)
 class UploadedDomain:
     """An uploaded domain definition that passed the panel's own checks (libvirt validates the rest)."""
@@ -209,7 +205,6 @@ class DomainSpec:
     domain_type: str = "qemu"  # "kvm" when the host has usable KVM, else TCG
     serial_log: str = ""
     description: str = ""
-    extra_boot_devices: list[str] = field(default_factory=list)
 
 
 def build_domain_xml(spec: DomainSpec) -> str:

@@ -72,3 +72,22 @@ def test_audit_events_cannot_be_changed_or_deleted(world):
         event.save()
     with pytest.raises(RuntimeError):
         event.delete()
+
+
+def test_a_host_with_vms_cannot_be_removed(world):
+    with pytest.raises(ServiceError, match="still has VMs"):
+        services.remove_host(world.host, actor=world.root)
+    assert Host.objects.filter(pk=world.host.pk).exists()
+
+
+def test_removing_a_host_forgets_it_and_its_grants_but_not_its_domains(world):
+    from apps.accounts.models import Grant
+    from kvmpanel.virt import domain
+
+    world.host.vms.update(missing=True)
+    services.remove_host(world.host, actor=world.root)
+    assert not Host.objects.filter(pk=world.host.pk).exists()
+    assert not Grant.objects.filter(scope__startswith="/vms/").exists()
+    assert not Grant.objects.filter(scope=f"/hosts/{world.host.pk}").exists()
+    assert AuditEvent.objects.filter(verb="host.remove").exists()
+    assert len(domain.list_domains(world.host.uri)) == 4  # libvirt itself is untouched
