@@ -20,17 +20,7 @@ class HostSerializer(serializers.ModelSerializer):
             "status_message",
             "status_changed_at",
             "last_seen_at",
-            "hostname",
-            "cpu_model",
-            "cpu_count",
-            "memory_mib",
-            "virtualization_flags",
-            "kvm_usable",
-            "libvirt_version",
-            "hypervisor",
-            "hypervisor_version",
-            "pools",
-            "networks",
+            *Host.CAPABILITY_FIELDS,
             "probed_at",
         ]
         read_only_fields = [f for f in fields if f not in {"name", "uri"}]

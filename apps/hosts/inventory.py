@@ -18,24 +18,6 @@ from kvmpanel.virt import domain
 from kvmpanel.virt.errors import HypervisorError
 from kvmpanel.virt.types import DomainSummary
 
-_FIELDS = [
-    "name",
-    "state",
-    "state_reason",
-    "vcpus_current",
-    "vcpus_max",
-    "memory_current_kib",
-    "memory_max_kib",
-    "autostart",
-    "persistent",
-    "disks",
-    "nics",
-    "addresses",
-    "console",
-    "agent_connected",
-    "missing",
-]
-
 
 def _columns(summary: DomainSummary) -> dict:
     return {
@@ -82,7 +64,7 @@ def apply_summary(
                     setattr(vm, field, value)
                 vm.observed_at = now
                 vm.missing_since = None
-                vm.save(update_fields=[*_FIELDS, "observed_at", "missing_since"])
+                vm.save(update_fields=[*columns, "observed_at", "missing_since"])
             elif current is None:
                 VirtualMachine.objects.filter(pk=vm.pk).update(observed_at=now)  # (reconcile does this in bulk)
         if changed:

@@ -36,6 +36,21 @@ class Host(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
+    # Written by the probe (and only by it): the services save exactly these, the API shows them.
+    CAPABILITY_FIELDS = (
+        "hostname",
+        "cpu_model",
+        "cpu_count",
+        "memory_mib",
+        "virtualization_flags",
+        "kvm_usable",
+        "libvirt_version",
+        "hypervisor",
+        "hypervisor_version",
+        "pools",
+        "networks",
+    )
+
     objects = RestrictedQuerySet.as_manager()
     scope_fields = [("hosts", "pk")]
     view_privilege = "host.view"

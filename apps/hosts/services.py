@@ -44,35 +44,12 @@ def validate_uri(uri: str) -> str:
     return uri
 
 
-_CAPABILITY_FIELDS = [
-    "hostname",
-    "cpu_model",
-    "cpu_count",
-    "memory_mib",
-    "virtualization_flags",
-    "kvm_usable",
-    "libvirt_version",
-    "hypervisor",
-    "hypervisor_version",
-    "pools",
-    "networks",
-    "probed_at",
-]
-
-
 def _apply_probe(host: Host) -> None:
-    capabilities = virt_host.probe(host.uri)
-    host.hostname = capabilities.hostname
-    host.cpu_model = capabilities.cpu_model
-    host.cpu_count = capabilities.cpu_count
-    host.memory_mib = capabilities.memory_mib
-    host.virtualization_flags = list(capabilities.virtualization_flags)
-    host.kvm_usable = capabilities.kvm_usable
-    host.libvirt_version = capabilities.libvirt_version
-    host.hypervisor = capabilities.hypervisor
-    host.hypervisor_version = capabilities.hypervisor_version
-    host.pools = [asdict(p) for p in capabilities.pools]
-    host.networks = [asdict(n) for n in capabilities.networks]
+    """Copy a fresh probe into the capability columns (nested dataclasses become JSON lists)."""
+    probed = asdict(virt_host.probe(host.uri))
+    for field in Host.CAPABILITY_FIELDS:
+        value = probed[field]
+        setattr(host, field, list(value) if isinstance(value, tuple) else value)
     host.probed_at = timezone.now()
 
 
@@ -119,7 +96,9 @@ def refresh_host(host: Host, *, actor=None) -> Host:
             mark_host_unreachable(host, error.message)
         raise from_hypervisor(error, host_name=host.name) from error
     with transaction.atomic():
-        host.save(update_fields=_CAPABILITY_FIELDS)  # status belongs to _set_status, not to the probe
+        host.save(
+            update_fields=[*Host.CAPABILITY_FIELDS, "probed_at"]
+        )  # status belongs to _set_status, not to the probe
         if actor is not None:
             record_event(actor=actor, verb="host.refresh", target=host)
     mark_host_reachable(host)

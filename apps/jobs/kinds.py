@@ -1,7 +1,6 @@
 """The built-in job kinds. Each validates its parameters in the service (before a row exists) and
 runs idempotent steps in the worker, cleaning up what it created when it fails."""
 
-import re
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -11,8 +10,8 @@ from apps.jobs.registry import JobKind, register
 from kvmpanel.virt import host as virt_host
 from kvmpanel.virt import storage
 from kvmpanel.virt.errors import HypervisorError
+from kvmpanel.virt.xml import NAME_PATTERN
 
-VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 VOLUME_FORMATS = ("qcow2", "raw")
 
 
@@ -21,7 +20,7 @@ def _invalid(message: str, code: str = "invalid") -> ServiceError:
 
 
 def validate_volume_name(name: object) -> str:
-    if not isinstance(name, str) or not name.isascii() or not VOLUME_NAME.fullmatch(name) or ".." in name:
+    if not isinstance(name, str) or not name.isascii() or not NAME_PATTERN.match(name) or ".." in name:
         raise _invalid(
             _(
                 "A volume name is 1-63 ASCII characters: letters, digits, '.', '_' or '-', starting with a "

@@ -3,7 +3,10 @@
 from django.db.models import QuerySet
 
 from apps.accounts.permissions import access_for, scope_chain
+from apps.accounts.privileges import PRIVILEGES
 from apps.vms.models import VirtualMachine
+
+ALL_PRIVILEGES = frozenset(PRIVILEGES)
 
 
 def visible_vms(user) -> QuerySet[VirtualMachine]:
@@ -29,7 +32,5 @@ def privileges_on(user, vm: VirtualMachine) -> frozenset[str]:
     """The user's privileges on one VM, from the grants already loaded (no query per row)."""
     snapshot = access_for(user)
     if snapshot.everything:
-        from apps.accounts.privileges import PRIVILEGES
-
-        return frozenset(PRIVILEGES)
+        return ALL_PRIVILEGES
     return snapshot.privileges_on(scope_chain(vm))
