@@ -131,33 +131,20 @@ ROUTES = [
     Route("vm-detail", "get", lambda w: reverse("vm-detail", args=[vm(w)]), 401, 404, 200, "alice", 200, api=True),
     Route("vm-xml", "get", lambda w: reverse("vm-xml", args=[vm(w)]), 401, 404, 200, "alice", 200, api=True),
     Route("vm-start", "post", lambda w: reverse("vm-start", args=[vm(w)]), 401, 404, 403, "alice", 200, api=True),
-    Route(
-        "vm-shutdown",
-        "post",
-        lambda w: reverse("vm-shutdown", args=[running(w)]),
-        401,
-        404,
-        403,
-        "alice",
-        200,
-        api=True,
-    ),
-    Route(
-        "vm-force-off",
-        "post",
-        lambda w: reverse("vm-force-off", args=[running(w)]),
-        401,
-        404,
-        403,
-        "alice",
-        200,
-        api=True,
-    ),
-    Route(
-        "vm-reboot", "post", lambda w: reverse("vm-reboot", args=[running(w)]), 401, 404, 403, "alice", 200, api=True
-    ),
-    Route(
-        "vm-suspend", "post", lambda w: reverse("vm-suspend", args=[running(w)]), 401, 404, 403, "alice", 200, api=True
+    # The power actions that need a running VM: alice owns one.
+    *(
+        Route(
+            f"vm-{name}",
+            "post",
+            lambda w, name=name: reverse(f"vm-{name}", args=[running(w)]),
+            401,
+            404,
+            403,
+            "alice",
+            200,
+            api=True,
+        )
+        for name in ("shutdown", "force-off", "reboot", "suspend")
     ),
     Route(
         "vm-resume", "post", lambda w: reverse("vm-resume", args=[running(w)]), 401, 404, 403, "alice", 409, api=True
