@@ -1,8 +1,11 @@
-"""Job kinds: what each needs (privilege, target) and what runs it. Kinds register themselves."""
+"""Job kinds: what each needs (privilege, target) and what runs it. Each app registers its own kinds
+in its `job_kinds.py` (apps/storage/job_kinds.py, apps/vms/job_kinds.py, ...)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from django.utils.module_loading import autodiscover_modules
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,7 @@ class JobKind:
 
 
 KINDS: dict[str, JobKind] = {}
+_loaded = False
 
 
 def register(kind: JobKind) -> JobKind:
@@ -24,6 +28,13 @@ def register(kind: JobKind) -> JobKind:
 
 
 def get_kind(name: str) -> JobKind | None:
-    from apps.jobs import kinds  # noqa: F401 - registers the built-in kinds
-
+    load_kinds()
     return KINDS.get(name)
+
+
+def load_kinds() -> None:
+    """Import every app's `job_kinds` module once: each registers the kinds it owns."""
+    global _loaded
+    if not _loaded:
+        autodiscover_modules("job_kinds")
+        _loaded = True

@@ -1,8 +1,6 @@
 """A real Celery worker runs a volume.create job on lab host 1, enqueued through the service."""
 
 import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -10,21 +8,8 @@ import pytest
 from apps.jobs import services
 from apps.jobs.choices import TERMINAL, JobStatus
 from apps.jobs.models import Job
-from tests.conftest import ARTIFACTS, ROOT
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture
-def worker(transactional_db):
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    ARTIFACTS.mkdir(exist_ok=True)
-    argv = [sys.executable, "-m", "celery", "-A", "kvmpanel", "worker", "-Q", "kvmpanel-test", "-P", "solo"]
-    with open(ARTIFACTS / "jobs-worker.log", "w") as log:
-        process = subprocess.Popen([*argv, "--loglevel=INFO"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        yield process
-        process.terminate()
-        process.wait(timeout=20)
 
 
 @pytest.mark.django_db(transaction=True)
