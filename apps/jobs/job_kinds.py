@@ -82,7 +82,7 @@ def _run_volume_create(ctx) -> dict[str, Any]:
     path = storage.create_volume(
         uri, params["pool"], params["name"], capacity_bytes=params["capacity_bytes"], fmt=params["format"]
     )
-    ctx.state["created"] = True
+    ctx.remember(created=True)
     ctx.log(f"Created {path}")
     ctx.progress(percent=100, bytes_done=params["capacity_bytes"], phase="done")
     return {"path": path}

@@ -16,6 +16,9 @@ class Job(models.Model):
     )
     params = models.JSONField(default=dict, blank=True)
     result = models.JSONField(default=dict, blank=True)
+    # What the job created so far (volumes, a domain): written as it goes, so a cleanup can undo it
+    # even when the worker that ran the job died.
+    state = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     percent = models.PositiveSmallIntegerField(default=0)
     bytes_done = models.BigIntegerField(default=0)

@@ -33,7 +33,17 @@ class JobContext:
 
     def __init__(self, job: Job) -> None:
         self.job = job
-        self.state: dict[str, Any] = {}
+        self.state: dict[str, Any] = dict(job.state)
+
+    def remember(self, **items: Any) -> None:
+        """Persist what the job created (JSON values), so cleanup can undo it after a crash too."""
+        self.state.update(items)
+        self._update(state=self.state)
+
+    def cancel_requested(self) -> bool:
+        """Whether a cancel was asked for (also a heartbeat); for loops that stop work themselves."""
+        self.heartbeat()
+        return Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists()
 
     def _update(self, **fields) -> None:
         fields["heartbeat_at"] = timezone.now()
@@ -70,8 +80,7 @@ class JobContext:
         live.publish(self.job.pk, "job.log", {"at": entry.at.isoformat(), "line": line})
 
     def check_cancel(self) -> None:
-        self.heartbeat()
-        if Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
+        if self.cancel_requested():
             raise Cancelled()
 
 
