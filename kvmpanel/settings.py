@@ -91,6 +91,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "apps.core.context_processors.live_labels",
+                "apps.jobs.context_processors.task_panel",
             ],
         },
     },
@@ -261,6 +262,11 @@ KVMPANEL_CONSOLE_MAX_MESSAGE_BYTES = env_int("KVMPANEL_CONSOLE_MAX_MESSAGE_BYTES
 
 # Jobs (apps/jobs): a running job whose heartbeat is older than this is failed ("the worker stopped").
 KVMPANEL_JOB_STALE_SECONDS = env_int("KVMPANEL_JOB_STALE_SECONDS", 60)
+# Celery beat runs the reaper, so a job whose worker died is failed and cleaned up even when no other
+# job starts (a dead worker on this machine is noticed at the next run; elsewhere by the heartbeat).
+CELERY_BEAT_SCHEDULE = {
+    "reap-jobs": {"task": "jobs.reap", "schedule": env_int("KVMPANEL_JOB_REAP_SECONDS", 15)},
+}
 
 # Behind a reverse proxy on this machine, audit the client's address from X-Forwarded-For.
 KVMPANEL_TRUST_X_FORWARDED_FOR = env_bool("KVMPANEL_TRUST_X_FORWARDED_FOR", False)

@@ -20,7 +20,17 @@ PORT = os.environ.get("KVMPANEL_PORT", "8000")
 
 CHILDREN = {
     "web": [str(VENV_BIN / "daphne"), "-b", HOST, "-p", PORT, "kvmpanel.asgi:application"],
-    "worker": [str(VENV_BIN / "celery"), "-A", "kvmpanel", "worker", "--loglevel=WARNING", "--concurrency=2"],
+    "worker": [
+        str(VENV_BIN / "celery"),
+        "-A",
+        "kvmpanel",
+        "worker",
+        "--loglevel=WARNING",
+        "--concurrency=2",
+        "--beat",
+        "--schedule",
+        str(ROOT / "var" / "celerybeat-schedule"),
+    ],
     "inventory": [str(VENV_BIN / "python"), "manage.py", "inventory"],
     "console": [str(VENV_BIN / "python"), "manage.py", "console_proxy"],
 }

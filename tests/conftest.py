@@ -24,7 +24,7 @@ from apps.vms.models import VirtualMachine
 from kvmpanel.virt.connection import pool
 from tests.support.testnode import write_test_node
 
-pytest_plugins = ["tests.support.lab", "tests.support.browser", "tests.support.worker"]
+pytest_plugins = ["tests.support.lab", "tests.support.browser", "tests.support.worker", "tests.support.volumes"]
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"

@@ -1,6 +1,7 @@
-"""Job API: list and follow jobs, start one (`POST /api/v1/jobs/`), cancel one."""
+"""Job API: list and follow jobs, read a log incrementally, start one (`POST /api/v1/jobs/`), cancel one."""
 
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -9,9 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.permissions import get_object_or_deny
+from apps.core.errors import ServiceError
 from apps.core.http import client_address
 from apps.hosts.models import Host
-from apps.jobs import services
+from apps.jobs import selectors, services
 from apps.jobs.models import Job
 from apps.vms.models import VirtualMachine
 
@@ -52,7 +54,21 @@ class JobDetailSerializer(JobSerializer):
         read_only_fields = fields
 
     def get_log(self, job: Job) -> list[dict]:
-        return [{"at": line.at, "line": line.line} for line in job.log_lines.all()]
+        return [{"id": line.pk, "at": line.at, "line": line.line} for line in job.log_lines.all()]
+
+
+class LogLineSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk", help_text="Increasing: pass the last one as ?after= to read on")
+    at = serializers.DateTimeField()
+    line = serializers.CharField()
+
+
+class JobLogSerializer(serializers.Serializer):
+    job = serializers.IntegerField()
+    status = serializers.CharField(help_text="The job's status now: stop reading once it is finished")
+    lines = LogLineSerializer(many=True)
+    last_id = serializers.IntegerField(help_text="The last line's id (or `after` when there is none): the next ?after=")
+    more = serializers.BooleanField(help_text="More lines follow at once: read again with ?after=last_id")
 
 
 class JobRequestSerializer(serializers.Serializer):
@@ -111,6 +127,27 @@ class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             client_address=client_address(request),
         )
         return Response({"job": JobSerializer(job).data}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("after", OpenApiTypes.INT, description="Only lines after this line id")],
+        responses={200: JobLogSerializer},
+        summary="Read a job's log incrementally",
+    )
+    @action(detail=True, methods=["get"])
+    def log(self, request: Request, pk=None) -> Response:
+        job = self._job(request, pk)
+        after = request.query_params.get("after", "0")
+        if not after.isdigit():
+            raise ServiceError(_("`after` must be a line id (a whole number)."), code="invalid-after")
+        lines, more = selectors.log_after(job, int(after))
+        data = {
+            "job": job.pk,
+            "status": job.status,
+            "lines": lines,
+            "last_id": lines[-1].pk if lines else int(after),
+            "more": more,
+        }
+        return Response(JobLogSerializer(data).data)
 
     @extend_schema(request=None, responses={200: JobSerializer}, summary="Cancel a job")
     @action(detail=True, methods=["post"])

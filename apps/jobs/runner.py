@@ -134,9 +134,21 @@ def _cleanup(ctx: JobContext, kind) -> None:
         JobLogLine.objects.create(job_id=ctx.job.pk, line="Cleanup failed:\n" + traceback.format_exc())
 
 
+def reap_dead_jobs() -> list[int]:
+    """Fail the jobs whose worker is gone, then undo what each had created (from Job.state)."""
+    reaped = reap_stale_jobs()
+    for job in Job.objects.filter(pk__in=reaped).select_related("vm", "host", "requested_by"):
+        kind = get_kind(job.kind)
+        if kind is not None and job.state:
+            ctx = JobContext(job)
+            ctx.log("Cleaning up after the worker that ran this job")
+            _cleanup(ctx, kind)
+    return reaped
+
+
 def run_job(job_id: int, *, task_id: str = "") -> str | None:
     """Run one job; returns its final status, or None when another runner has it (or it was cancelled)."""
-    reap_stale_jobs()
+    reap_dead_jobs()
     if not _claim(job_id, task_id):
         return None
     job = Job.objects.select_related("vm", "host", "requested_by").get(pk=job_id)

@@ -1,6 +1,8 @@
 """Every write to a Job: enqueue, cancel, reap. The runner (runner.py) does the rest."""
 
+import socket
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -107,15 +109,31 @@ def request_cancel(job: Job, *, actor, client_address=None) -> Job:
     return job
 
 
+def _worker_is_gone(job: Job) -> bool:
+    """A worker on this machine whose process no longer exists (killed, crashed) is gone for sure;
+    one elsewhere is judged by its heartbeat alone."""
+    if not job.worker_pid or job.worker_hostname != socket.gethostname()[:255]:
+        return False
+    try:
+        command_line = Path(f"/proc/{job.worker_pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return b"celery" not in command_line and b"pytest" not in command_line  # the pid was reused
+
+
 def reap_stale_jobs(*, stale_seconds: float | None = None) -> list[int]:
-    """Fail running jobs whose worker stopped sending heartbeats; returns their ids."""
+    """Fail running jobs whose worker is gone: its process died on this machine, or it stopped
+    sending heartbeats. Returns their ids (runner.reap_dead_jobs also cleans up after them)."""
     if stale_seconds is None:
         stale_seconds = settings.KVMPANEL_JOB_STALE_SECONDS
     cutoff = timezone.now() - timedelta(seconds=stale_seconds)
     reaped = []
-    stale = Job.objects.filter(status=JobStatus.RUNNING).filter(
-        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
-    )
+    running = Job.objects.filter(status=JobStatus.RUNNING)
+    stale = [
+        job
+        for job in running
+        if (job.heartbeat_at or job.started_at or job.created_at) < cutoff or _worker_is_gone(job)
+    ]
     for job in stale:
         updated = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, heartbeat_at=job.heartbeat_at).update(
             status=JobStatus.FAILED, error=WORKER_STOPPED, finished_at=timezone.now()

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from apps.jobs import runner, services
+from apps.jobs import runner
 
 
 @shared_task(name="jobs.run", bind=True)
@@ -13,4 +13,4 @@ def run_job_task(self, job_id: int) -> str | None:
 @shared_task(name="jobs.reap")
 def reap_jobs_task() -> list[int]:
     """Run from Celery beat: fail running jobs whose worker stopped."""
-    return services.reap_stale_jobs()
+    return runner.reap_dead_jobs()
