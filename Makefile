@@ -63,6 +63,7 @@ pytest: venv
 bench: setup lab redis
 	$(PY) bench/list_latency.py
 	$(PY) bench/console_proxy.py
+	$(PY) bench/jobs.py
 
 clean:
 	bash scripts/lab/lab.sh down || true
