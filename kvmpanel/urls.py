@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("apps.accounts.urls")),
     path("vms/", include("apps.vms.urls")),
     path("hosts/", include("apps.hosts.urls")),
+    path("jobs/", include("apps.jobs.urls")),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

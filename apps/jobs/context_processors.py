@@ -20,7 +20,7 @@ class TaskPanel:
 
 
 def build_task_panel(user) -> TaskPanel:
-    builder = RowBuilder(user)
+    builder = RowBuilder(user, links=False)
     return TaskPanel(rows=[builder.row(job) for job in panel_jobs(user)], labels=live_labels())
 
 

@@ -192,6 +192,13 @@ ROUTES = [
     Route("job-list", "get", lambda w: reverse("job-list"), 401, 200, 200, "alice", 200, api=True),
     Route("job-detail", "get", lambda w: reverse("job-detail", args=[a_job(w)]), 401, 404, 200, "root", 200, api=True),
     Route("job-cancel", "post", lambda w: reverse("job-cancel", args=[a_job(w)]), 401, 404, 403, "root", 200, api=True),
+    Route("job-log", "get", lambda w: reverse("job-log", args=[a_job(w)]), 401, 404, 200, "root", 200, api=True),
+    # Job pages: bob sees none of root's jobs (404), carol sees the host's jobs but may not cancel them.
+    Route("jobs:list", "get", lambda w: reverse("jobs:list"), 302, 200, 200, "alice", 200),
+    Route("jobs:panel", "get", lambda w: reverse("jobs:panel"), 302, 200, 200, "alice", 200),
+    Route("jobs:detail", "get", lambda w: reverse("jobs:detail", args=[a_job(w)]), 302, 404, 200, "root", 200),
+    Route("jobs:log", "get", lambda w: reverse("jobs:log", args=[a_job(w)]), 302, 404, 200, "root", 200),
+    Route("jobs:cancel", "post", lambda w: reverse("jobs:cancel", args=[a_job(w)]), 302, 404, 403, "root", 302),
 ]
 # vm-detail also answers DELETE; it has its own row so the method is covered.
 # The host still has VMs: allowed users get the clear 409.
@@ -207,7 +214,7 @@ JOB_CREATE_ROUTE = Route(
 )
 # The admin is Django's own (staff only, its own permission system), tested by Django itself.
 EXEMPT = {"admin"}
-WEBSOCKET_ROUTES = {"ws-vms", "ws-vm", "ws-hosts", "ws-vm-serial", "ws-job"}
+WEBSOCKET_ROUTES = {"ws-vms", "ws-vm", "ws-hosts", "ws-vm-serial", "ws-job", "ws-jobs"}
 
 
 def request(client: Client, route: Route, world):
@@ -298,6 +305,8 @@ def _connect(world, path: str, persona: str | None):
         ("/ws/vms/{vm}/", "alice", True),
         ("/ws/hosts/", None, False),
         ("/ws/hosts/", "bob", True),  # filtered per message, like the VM list stream
+        ("/ws/jobs/", None, False),
+        ("/ws/jobs/", "bob", True),  # filtered per job: only the jobs bob may see (tests/jobs/test_panel_consumer.py)
         # The serial console also needs a console ticket from the same session: without one, nobody
         # gets in (tests/console/test_serial.py covers tickets, against a real daphne and guest).
         ("/ws/vms/{vm}/serial/", None, False),
