@@ -4,6 +4,7 @@ import logging
 import os
 import socket
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from django.utils import timezone
@@ -18,6 +19,7 @@ from apps.jobs.choices import JobStatus
 from apps.jobs.models import Job, JobLogLine
 from apps.jobs.registry import get_kind
 from apps.jobs.services import reap_stale_jobs
+from kvmpanel.virt import volume_copy
 from kvmpanel.virt.errors import HypervisorError
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,31 @@ class JobContext:
         self.heartbeat()
         live.publish(self.job.pk, "job.log", {"at": entry.at.isoformat(), "line": line})
 
+    def copy_volume(
+        self,
+        uri: str,
+        source_path: str,
+        pool: str,
+        name: str,
+        *,
+        fmt: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> str:
+        """volume_copy.copy_volume with this job's cancel flag, recorded while it runs: should the
+        worker die mid-copy, the cleanup stops the copy (libvirtd carries on without us) and deletes
+        the half-made volume. Once it returns, the new volume is the kind's to remember."""
+        self.remember(copying={"uri": uri, "pool": pool, "name": name})
+        try:
+            path = volume_copy.copy_volume(
+                uri, source_path, pool, name, fmt=fmt, progress=progress, cancelled=self.cancel_requested
+            )
+        except HypervisorError as error:
+            if error.code == "cancelled":
+                raise Cancelled() from error
+            raise
+        self.remember(copying=None)
+        return path
+
     def check_cancel(self) -> None:
         if self.cancel_requested():
             raise Cancelled()
@@ -125,10 +152,14 @@ def _finish(ctx: JobContext, status: str, *, error: str = "", result: dict | Non
 
 
 def _cleanup(ctx: JobContext, kind) -> None:
-    if kind.cleanup is None:
-        return
     try:
-        kind.cleanup(ctx)
+        copying = ctx.state.get("copying")
+        if copying:
+            volume_copy.discard_copy(copying["uri"], copying["pool"], copying["name"])
+            ctx.log(f"Stopped the copy to {copying['pool']}/{copying['name']} and deleted it")
+            ctx.remember(copying=None)
+        if kind.cleanup is not None:
+            kind.cleanup(ctx)
     except Exception:  # a failed cleanup is logged; the job's own verdict stands
         log.exception("cleanup of job %s failed", ctx.job.pk)
         JobLogLine.objects.create(job_id=ctx.job.pk, line="Cleanup failed:\n" + traceback.format_exc())
