@@ -22,6 +22,13 @@ from apps.jobs.registry import KINDS, load_kinds
 # its name, which reads well enough ("vm.clone").
 KIND_LABELS = {
     "volume.create": gettext_lazy("Create volume"),
+    "vm.create": gettext_lazy("Create VM"),
+    "vm.clone": gettext_lazy("Clone VM"),
+    "vm.disk.convert": gettext_lazy("Convert disk"),
+    "vm.disk.move": gettext_lazy("Move disk"),
+    "vm.snapshot.create": gettext_lazy("Take snapshot"),
+    "vm.snapshot.revert": gettext_lazy("Revert to snapshot"),
+    "vm.snapshot.delete": gettext_lazy("Delete snapshot"),
 }
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")

@@ -72,10 +72,12 @@
     return schedule;
   }
 
-  async function fetchDocument(url) {
+  // `table`: the answer is table rows, which an HTML parser drops unless they are inside a table.
+  async function fetchDocument(url, table) {
     const response = await fetch(url, { headers: { "X-Requested-With": "live" }, credentials: "same-origin" });
     if (!response.ok) throw new Error("HTTP " + response.status);
-    return new DOMParser().parseFromString(await response.text(), "text/html");
+    const text = await response.text();
+    return new DOMParser().parseFromString(table ? "<table>" + text + "</table>" : text, "text/html");
   }
 
   // ---- every row, badge and bar that shows a job: panel, list, job page ----
@@ -102,7 +104,9 @@
 
   // ---- the task panel ----
 
-  const COLLAPSED_KEY = "kvmpanel.taskPanel.collapsed";
+  // Console pages give the screen every pixel: there the panel starts folded, and remembers its own state.
+  const consolePage = document.body.classList.contains("console-page") || document.body.classList.contains("serial-page");
+  const COLLAPSED_KEY = "kvmpanel.taskPanel.collapsed" + (consolePage ? ".console" : "");
   const toggle = document.getElementById("task-panel-toggle");
   function setCollapsed(collapsed, remember) {
     panel.classList.toggle("collapsed", collapsed);
@@ -112,7 +116,9 @@
     }
   }
   function rememberedCollapsed() {
-    try { return localStorage.getItem(COLLAPSED_KEY) === "1"; } catch (error) { return false; }
+    let stored = null;
+    try { stored = localStorage.getItem(COLLAPSED_KEY); } catch (error) { /* private mode */ }
+    return stored === null ? consolePage : stored === "1";
   }
   setCollapsed(rememberedCollapsed(), false);
   toggle.addEventListener("click", () => setCollapsed(!panel.classList.contains("collapsed"), true));
@@ -126,7 +132,7 @@
   });
 
   const refreshPanel = coalesce(async () => {
-    const doc = await fetchDocument(panel.dataset.panelUrl);
+    const doc = await fetchDocument(panel.dataset.panelUrl, true);
     const rows = doc.getElementById("task-panel-rows");
     if (!rows) return;
     document.getElementById("task-panel-rows").replaceWith(document.adoptNode(rows));
