@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "apps.vms",
     "apps.console",
     "apps.jobs",
+    "apps.storage",
 ]
 
 MIDDLEWARE = [

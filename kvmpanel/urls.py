@@ -6,12 +6,15 @@ from rest_framework.routers import DefaultRouter
 from apps.core import views as core_views
 from apps.hosts.api import HostViewSet
 from apps.jobs.api import JobViewSet
+from apps.storage.api import StoragePoolViewSet, StorageVolumeViewSet
 from apps.vms.api import VirtualMachineViewSet
 
 router = DefaultRouter()
 router.register("hosts", HostViewSet, basename="host")
 router.register("vms", VirtualMachineViewSet, basename="vm")
 router.register("jobs", JobViewSet, basename="job")
+router.register("pools", StoragePoolViewSet, basename="pool")
+router.register(r"pools/(?P<pool_pk>[0-9]+)/volumes", StorageVolumeViewSet, basename="pool-volume")
 
 urlpatterns = [
     path("", core_views.home, name="home"),
@@ -19,6 +22,7 @@ urlpatterns = [
     path("", include("apps.accounts.urls")),
     path("vms/", include("apps.vms.urls")),
     path("hosts/", include("apps.hosts.urls")),
+    path("storage/", include("apps.storage.urls")),
     path("jobs/", include("apps.jobs.urls")),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

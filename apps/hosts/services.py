@@ -16,6 +16,7 @@ from apps.core.errors import AccessDenied, ServiceError, from_hypervisor
 from apps.hosts.choices import HostStatus
 from apps.hosts.live import publish_host
 from apps.hosts.models import Host
+from apps.storage.sync import sync_pools
 from kvmpanel.virt import host as virt_host
 from kvmpanel.virt.connection import pool
 from kvmpanel.virt.errors import HypervisorError
@@ -89,6 +90,7 @@ def refresh_host(host: Host, *, actor=None) -> Host:
         raise AccessDenied()
     try:
         _apply_probe(host)
+        sync_pools(host)  # the storage inventory (apps/storage) is refreshed with the host
     except HypervisorError as error:
         if error.permanent:
             _set_status(host, HostStatus.ERROR, error.message)

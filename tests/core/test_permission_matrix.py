@@ -58,6 +58,34 @@ def a_volume_job(world):
     }
 
 
+def a_pool(world):
+    """The test host's pool "default" (four VM disks in it), synced into the inventory."""
+    from apps.storage.sync import sync_pools
+
+    return sync_pools(world.host, names=["default"])[0].pk
+
+
+def an_empty_pool(world):
+    """A fresh empty dir pool "matrix" on the test host (deletable)."""
+    from apps.storage.sync import sync_pools
+    from kvmpanel.virt import storage
+
+    if "matrix" not in {p.name for p in storage.list_pools(world.host.uri, with_volumes=False)}:
+        storage.create_dir_pool(world.host.uri, "matrix", "/srv/matrix")
+    return sync_pools(world.host, names=["matrix"])[0].pk
+
+
+def a_volume(world, name: str = "matrix.raw"):
+    """(pool id, volume id) of an unused 1 MiB volume in pool "default" (vm0003.qcow2 is a shut-off VM's disk)."""
+    from apps.storage.models import StorageVolume
+    from kvmpanel.virt import storage
+
+    if name != "vm0003.qcow2" and storage.volume_info(world.host.uri, "default", name) is None:
+        storage.create_volume(world.host.uri, "default", name, capacity_bytes=1 << 20, fmt="raw")
+    pool = a_pool(world)
+    return pool, StorageVolume.objects.get(pool_id=pool, name=name).pk
+
+
 ROUTES = [
     Route("home", "get", lambda w: reverse("home"), 302, 302, 302, "alice", 302),
     Route("health", "get", lambda w: reverse("health"), 200, 200, 200, "alice", 200),
@@ -199,6 +227,182 @@ ROUTES = [
     Route("jobs:detail", "get", lambda w: reverse("jobs:detail", args=[a_job(w)]), 302, 404, 200, "root", 200),
     Route("jobs:log", "get", lambda w: reverse("jobs:log", args=[a_job(w)]), 302, 404, 200, "root", 200),
     Route("jobs:cancel", "post", lambda w: reverse("jobs:cancel", args=[a_job(w)]), 302, 404, 403, "root", 302),
+    # Storage: a pool belongs to its host (host.view to see it, storage.manage for the rest). Carol
+    # sees the host; oscar (Operator) has no storage.manage; root does. The test driver cannot
+    # resize, upload or download: allowed users get its clear 409 there.
+    Route("storage:list", "get", lambda w: reverse("storage:list"), 302, 200, 200, "carol", 200),
+    Route("storage:pool-add", "get", lambda w: reverse("storage:pool-add"), 302, 403, 403, "root", 200),
+    Route(
+        "storage:pool-detail",
+        "get",
+        lambda w: reverse("storage:pool-detail", args=[a_pool(w)]),
+        302,
+        404,
+        200,
+        "carol",
+        200,
+    ),
+    Route(
+        "storage:pool-action",
+        "post",
+        lambda w: reverse("storage:pool-action", args=[a_pool(w), "refresh"]),
+        302,
+        404,
+        403,
+        "root",
+        302,
+    ),
+    Route(
+        "storage:pool-autostart",
+        "post",
+        lambda w: reverse("storage:pool-autostart", args=[a_pool(w)]),
+        302,
+        404,
+        403,
+        "root",
+        302,
+        data=lambda w: {"enabled": "1"},
+    ),
+    Route(
+        "storage:pool-delete",
+        "post",
+        lambda w: reverse("storage:pool-delete", args=[an_empty_pool(w)]),
+        302,
+        404,
+        403,
+        "root",
+        302,
+    ),
+    Route(
+        "storage:host-refresh",
+        "post",
+        lambda w: reverse("storage:host-refresh", args=[w.host.pk]),
+        302,
+        404,
+        403,
+        "root",
+        302,
+    ),
+    Route(
+        "storage:volume-create",
+        "post",
+        lambda w: reverse("storage:volume-create", args=[a_pool(w)]),
+        302,
+        404,
+        403,
+        "root",
+        302,
+        data=lambda w: {"name": "matrix.qcow2", "format": "qcow2", "capacity_0": "1", "capacity_1": "MiB"},
+    ),
+    Route(
+        "storage:volume-resize",
+        "post",
+        lambda w: reverse("storage:volume-resize", args=[a_volume(w)[1]]),
+        302,
+        404,
+        403,
+        "root",
+        302,
+        data=lambda w: {"capacity_0": "2", "capacity_1": "MiB"},
+    ),
+    Route(
+        "storage:volume-delete",
+        "post",
+        lambda w: reverse("storage:volume-delete", args=[a_volume(w)[1]]),
+        302,
+        404,
+        403,
+        "root",
+        302,
+    ),
+    Route("pool-list", "get", lambda w: reverse("pool-list"), 401, 200, 200, "carol", 200, api=True),
+    Route(
+        "pool-detail", "get", lambda w: reverse("pool-detail", args=[a_pool(w)]), 401, 404, 200, "carol", 200, api=True
+    ),
+    Route("pool-stop", "post", lambda w: reverse("pool-stop", args=[a_pool(w)]), 401, 404, 403, "root", 200, api=True),
+    Route(
+        "pool-start", "post", lambda w: reverse("pool-start", args=[a_pool(w)]), 401, 404, 403, "root", 409, api=True
+    ),  # allowed, but the pool is already active
+    Route(
+        "pool-autostart",
+        "post",
+        lambda w: reverse("pool-autostart", args=[a_pool(w)]),
+        401,
+        404,
+        403,
+        "root",
+        200,
+        data=lambda w: {"enabled": True},
+        api=True,
+    ),
+    Route(
+        "pool-refresh",
+        "post",
+        lambda w: reverse("pool-refresh", args=[a_pool(w)]),
+        401,
+        404,
+        403,
+        "root",
+        200,
+        api=True,
+    ),
+    Route(
+        "pool-volume-list",
+        "get",
+        lambda w: reverse("pool-volume-list", args=[a_pool(w)]),
+        401,
+        404,
+        200,
+        "carol",
+        200,
+        api=True,
+    ),
+    Route(
+        "pool-volume-detail",
+        "get",
+        lambda w: reverse("pool-volume-detail", args=a_volume(w)),
+        401,
+        404,
+        200,
+        "carol",
+        200,
+        api=True,
+    ),
+    Route(
+        "pool-volume-resize",
+        "post",
+        lambda w: reverse("pool-volume-resize", args=a_volume(w, "vm0003.qcow2")),
+        401,
+        404,
+        403,
+        "root",
+        409,
+        data=lambda w: {"capacity_bytes": 128 << 20},
+        api=True,
+    ),
+    # The matrix posts JSON; an upload is the raw file (tests/storage test the real thing): 415.
+    Route(
+        "pool-volume-upload",
+        "post",
+        lambda w: reverse("pool-volume-upload", args=[a_pool(w)]) + "?name=matrix.iso",
+        401,
+        404,
+        403,
+        "root",
+        415,
+        api=True,
+    ),
+    Route(
+        "pool-volume-download",
+        "get",
+        lambda w: reverse("pool-volume-download", args=a_volume(w)),
+        401,
+        404,
+        403,  # reading a VM's disk takes storage.manage, not just host.view
+        "root",
+        409,
+        api=True,
+    ),
 ]
 # vm-detail also answers DELETE; it has its own row so the method is covered.
 # The host still has VMs: allowed users get the clear 409.
@@ -212,6 +416,55 @@ DELETE_ROUTE = Route(
 JOB_CREATE_ROUTE = Route(
     "job-list", "post", lambda w: reverse("job-list"), 401, 404, 403, "root", 202, data=a_volume_job, api=True
 )
+# Storage creation (POST on the lists) and deletion (DELETE on the details): their own rows.
+STORAGE_WRITE_ROUTES = [
+    Route(
+        "pool-list",
+        "post",
+        lambda w: reverse("pool-list"),
+        401,
+        404,
+        403,
+        "root",
+        201,
+        data=lambda w: {"host": w.host.pk, "name": "matrix-new", "path": "/srv/matrix-new"},
+        api=True,
+    ),
+    Route(
+        "pool-detail",
+        "delete",
+        lambda w: reverse("pool-detail", args=[an_empty_pool(w)]),
+        401,
+        404,
+        403,
+        "root",
+        204,
+        api=True,
+    ),
+    Route(
+        "pool-volume-list",
+        "post",
+        lambda w: reverse("pool-volume-list", args=[a_pool(w)]),
+        401,
+        404,
+        403,
+        "root",
+        201,
+        data=lambda w: {"name": "matrix.qcow2", "capacity_bytes": 1 << 20},
+        api=True,
+    ),
+    Route(
+        "pool-volume-detail",
+        "delete",
+        lambda w: reverse("pool-volume-detail", args=a_volume(w)),
+        401,
+        404,
+        403,
+        "root",
+        204,
+        api=True,
+    ),
+]
 # The admin is Django's own (staff only, its own permission system), tested by Django itself.
 EXEMPT = {"admin"}
 WEBSOCKET_ROUTES = {"ws-vms", "ws-vm", "ws-hosts", "ws-vm-serial", "ws-job", "ws-jobs"}
@@ -237,7 +490,9 @@ def client_for(world, persona: str | None) -> Client:
 
 
 @pytest.mark.parametrize(
-    "route", [*ROUTES, DELETE_ROUTE, HOST_DELETE_ROUTE, JOB_CREATE_ROUTE], ids=lambda r: f"{r.method}-{r.name}"
+    "route",
+    [*ROUTES, DELETE_ROUTE, HOST_DELETE_ROUTE, JOB_CREATE_ROUTE, *STORAGE_WRITE_ROUTES],
+    ids=lambda r: f"{r.method}-{r.name}",
 )
 @pytest.mark.parametrize("persona", ["anonymous", "stranger", "viewer", "allowed"])
 def test_the_route_answers_each_persona_as_it_should(world, route, persona):
@@ -271,7 +526,9 @@ def test_state_changes_refuse_get(world, route):
 
 
 @pytest.mark.parametrize(
-    "route", [r for r in [*ROUTES, JOB_CREATE_ROUTE] if r.method == "post" and r.name != "logout"], ids=lambda r: r.name
+    "route",
+    [r for r in [*ROUTES, JOB_CREATE_ROUTE, *STORAGE_WRITE_ROUTES] if r.method == "post" and r.name != "logout"],
+    ids=lambda r: r.name,
 )
 def test_state_changes_need_a_csrf_token(world, route):
     client = Client(enforce_csrf_checks=True)

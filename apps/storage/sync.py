@@ -1,0 +1,104 @@
+"""The storage inventory's sync: libvirt's pools and volumes -> StoragePool / StorageVolume rows.
+
+Runs after every storage write (for the pool written to), on host refresh (every pool) and on the
+Refresh actions (with a rescan of each pool first). Rows of pools and volumes that are gone are
+deleted: they are a cache with no history, grants or audit trail of their own.
+"""
+
+import logging
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.hosts.models import Host
+from apps.storage.models import HostStorage, StoragePool, StorageVolume
+from kvmpanel.virt import storage as virt_storage
+from kvmpanel.virt.errors import HypervisorError
+
+log = logging.getLogger(__name__)
+
+POOL_COLUMNS = (
+    "uuid",
+    "type",
+    "path",
+    "active",
+    "autostart",
+    "persistent",
+    "capacity_bytes",
+    "allocation_bytes",
+    "available_bytes",
+)
+VOLUME_COLUMNS = ("path", "type", "format", "capacity_bytes", "allocation_bytes", "physical_bytes", "backing_path")
+
+
+def sync_pools(host: Host, *, names: Iterable[str] | None = None, refresh: bool = False) -> list[StoragePool]:
+    """Make the host's StoragePool and StorageVolume rows equal to what libvirt reports.
+
+    `names` limits the sync to those pools (after a write to one pool); without it every pool is
+    synced, rows of pools that no longer exist are deleted, and the host's supported pool types
+    are recorded. `refresh=True` first rescans each active pool (`virsh pool-refresh`) so files
+    made outside libvirt show up; a pool busy with an upload refuses that and is read as it is.
+    Raises HypervisorError when the host cannot be reached (the rows stay as they were).
+    """
+    wanted = sorted(set(names)) if names is not None else None
+    if refresh:
+        for info in virt_storage.list_pools(host.uri, names=wanted, with_volumes=False):
+            if info.active:
+                try:
+                    virt_storage.refresh_pool(host.uri, info.name)
+                except HypervisorError as error:
+                    if not error.permanent:
+                        raise
+                    log.info("pool %s on %s not refreshed: %s", info.name, host.name, error)
+    infos = virt_storage.list_pools(host.uri, names=wanted)
+    pool_types = virt_storage.supported_pool_types(host.uri) if wanted is None else None
+    now = timezone.now()
+    with transaction.atomic():
+        rows = StoragePool.objects.select_for_update().filter(host=host)
+        if wanted is not None:
+            rows = rows.filter(name__in=wanted)
+        existing = {pool.name: pool for pool in rows}
+        synced = [store_pool(host, info, current=existing.pop(info.name, None), now=now) for info in infos]
+        StoragePool.objects.filter(pk__in=[pool.pk for pool in existing.values()]).delete()
+        if pool_types is not None:
+            HostStorage.objects.update_or_create(host=host, defaults={"pool_types": list(pool_types), "synced_at": now})
+    return synced
+
+
+def store_pool(host: Host, info: virt_storage.PoolInfo, *, current: StoragePool | None = None, now=None) -> StoragePool:
+    """Write one pool as libvirt reported it (and its volumes: none while it is inactive)."""
+    with transaction.atomic():
+        pool = current or StoragePool.objects.filter(host=host, name=info.name).first()
+        pool = pool or StoragePool(host=host, name=info.name)
+        for column in POOL_COLUMNS:
+            setattr(pool, column, getattr(info, column))
+        pool.observed_at = now or timezone.now()
+        pool.save()
+        _sync_volumes(pool, info.volumes)
+    return pool
+
+
+def _sync_volumes(pool: StoragePool, volumes: tuple[virt_storage.VolumeInfo, ...]) -> None:
+    existing = {volume.name: volume for volume in pool.volumes.all()}
+    changed, created = [], []
+    for info in volumes:
+        volume = existing.pop(info.name, None)
+        if volume is None:
+            created.append(StorageVolume(pool=pool, name=info.name, **{c: getattr(info, c) for c in VOLUME_COLUMNS}))
+        elif any(getattr(volume, c) != getattr(info, c) for c in VOLUME_COLUMNS):
+            for column in VOLUME_COLUMNS:
+                setattr(volume, column, getattr(info, column))
+            changed.append(volume)
+    StorageVolume.objects.bulk_create(created)
+    StorageVolume.objects.bulk_update(changed, VOLUME_COLUMNS)
+    StorageVolume.objects.filter(pk__in=[volume.pk for volume in existing.values()]).delete()
+
+
+def resync_quietly(host: Host, *, names: Iterable[str] | None = None) -> None:
+    """Sync after a write that already succeeded: a failing sync must not turn it into an error
+    (the rows catch up at the next sync)."""
+    try:
+        sync_pools(host, names=names)
+    except HypervisorError as error:
+        log.warning("storage sync of %s failed after a write: %s", host.name, error)
