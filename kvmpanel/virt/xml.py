@@ -189,9 +189,29 @@ def _disk_paths(disk: ET.Element) -> list[str]:
     return paths
 
 
+MACHINE_TYPES = ("q35", "pc")  # q35: PCIe, SATA CD-ROM; pc (i440fx): PCI, IDE CD-ROM, for old guests
+DISK_BUSES = ("virtio", "sata", "scsi", "ide")
+NIC_MODELS = ("virtio", "e1000e", "e1000", "rtl8139")
+DISK_FORMATS = ("qcow2", "raw")
+CLOCK_OFFSETS = ("utc", "localtime")
+# Which disk buses each machine type has: q35 has no IDE controller, i440fx has no AHCI one built in.
+MACHINE_DISK_BUSES = {"q35": ("virtio", "sata", "scsi"), "pc": ("virtio", "scsi", "ide")}
+_CDROM_BUS = {"q35": "sata", "pc": "ide"}
+_TARGET_PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "ide": "hd"}
+# Devices that take a PCIe root port of their own on q35 besides the disk and NIC: virtio-serial (the
+# guest agent channel), the balloon and the USB controller libvirt always adds (measured on libvirt 9).
+_Q35_BASE_PORTS = 3
+
+
 @dataclass
 class DomainSpec:
-    """What the panel needs to define a simple VM (the demo VM; later issues add templates)."""
+    """What the panel needs to define a VM: the create wizard's choices, the demo and the test guests.
+
+    Memory follows the handbook's `--memory 2048,maxmemory=4096` (seed §3.3, §7.4): `max_memory_mib`
+    is libvirt's `<memory>` and `memory_mib` its `<currentMemory>`, so `virsh setmem --live` can grow
+    the guest up to the maximum with no reboot. vCPUs likewise: `max_vcpus` are defined, `vcpus` are
+    online, and `virsh setvcpus --live` adds the rest.
+    """
 
     name: str
     memory_mib: int = 256
@@ -200,60 +220,162 @@ class DomainSpec:
     max_vcpus: int = 2
     disk_path: str = ""
     disk_format: str = "qcow2"
+    disk_bus: str = "virtio"
     cdrom_path: str = ""
     network: str = ""
+    nic_model: str = "virtio"
+    machine: str = "pc"
     domain_type: str = "qemu"  # "kvm" when the host has usable KVM, else TCG
+    cpu_mode: str = ""  # "host-model" under KVM; empty lets QEMU choose (qemu64 under TCG)
+    clock_offset: str = "utc"
+    # Free PCIe root ports left for hot-plug on q35: libvirt only adds the ports the devices present
+    # at define time need, and a root port itself cannot be hot-plugged (LAB.md §3.3).
+    spare_root_ports: int = 4
+    tablet: bool = False  # a USB tablet keeps the VNC pointer in step with the guest's
     serial_log: str = ""
     description: str = ""
+    uuid: str = ""
+    # "destroy" while an installer runs, so an installer that reboots at its end stops instead of
+    # booting the installer again (what virt-install does); "restart" otherwise.
+    on_reboot: str = "restart"
+
+
+def _invalid_spec(message: str) -> HypervisorError:
+    return HypervisorError(message, code="invalid-argument")
+
+
+def _check_spec(spec: DomainSpec) -> None:
+    validate_name(spec.name)
+    if spec.machine not in MACHINE_TYPES:
+        raise _invalid_spec(_("Unknown machine type %(value)r.") % {"value": spec.machine})
+    if spec.disk_bus not in MACHINE_DISK_BUSES[spec.machine]:
+        raise _invalid_spec(
+            _("A %(machine)s machine has no %(bus)s disk bus.") % {"machine": spec.machine, "bus": spec.disk_bus}
+        )
+    if spec.nic_model not in NIC_MODELS:
+        raise _invalid_spec(_("Unknown NIC model %(value)r.") % {"value": spec.nic_model})
+    if spec.disk_format not in DISK_FORMATS:
+        raise _invalid_spec(_("Unsupported disk format %(value)r.") % {"value": spec.disk_format})
+    if spec.clock_offset not in CLOCK_OFFSETS or spec.on_reboot not in {"restart", "destroy"}:
+        raise _invalid_spec(_("Unsupported clock or reboot setting."))
+    if not 1 <= spec.vcpus <= spec.max_vcpus:
+        raise _invalid_spec(_("The vCPUs must be between 1 and the maximum vCPUs."))
+    if not 1 <= spec.memory_mib <= spec.max_memory_mib:
+        raise _invalid_spec(_("The memory must be between 1 MiB and the maximum memory."))
+    for path in (spec.disk_path, spec.cdrom_path):
+        if path and (not path.startswith("/") or "/../" in path + "/"):
+            raise _invalid_spec(_("Disk paths must be absolute paths inside a storage pool."))
+
+
+class _Targets:
+    """Guest device names per bus, in order: vda, vdb...; sda...; hda... (an IDE CD-ROM starts at hdc,
+    the secondary master, as on a physical PC)."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def next(self, bus: str, *, first: str = "a") -> str:
+        prefix = _TARGET_PREFIX[bus]
+        for letter in "abcdefghijklmnopqrstuvwxyz"[ord(first) - ord("a") :]:
+            if prefix + letter not in self.used:
+                self.used.add(prefix + letter)
+                return prefix + letter
+        raise _invalid_spec(_("Too many disks on the %(bus)s bus.") % {"bus": bus})
 
 
 def build_domain_xml(spec: DomainSpec) -> str:
-    """A pc (i440fx) machine: ACPI PCI hot-plug of disks and NICs works with no extra controllers."""
-    validate_name(spec.name)
+    """A hot-plug-ready machine: ACPI everywhere; on q35 spare PCIe root ports; on pc (i440fx) ACPI
+    PCI hot-plug needs no extra controllers. VNC listens on a unix socket (no TCP port)."""
+    _check_spec(spec)
     domain = ET.Element("domain", type=spec.domain_type)
     ET.SubElement(domain, "name").text = spec.name
+    if spec.uuid:
+        ET.SubElement(domain, "uuid").text = spec.uuid
     if spec.description:
         ET.SubElement(domain, "description").text = spec.description
     ET.SubElement(domain, "memory", unit="MiB").text = str(spec.max_memory_mib)
     ET.SubElement(domain, "currentMemory", unit="MiB").text = str(spec.memory_mib)
     ET.SubElement(domain, "vcpu", placement="static", current=str(spec.vcpus)).text = str(spec.max_vcpus)
     os_element = ET.SubElement(domain, "os")
-    ET.SubElement(os_element, "type", arch="x86_64", machine="pc").text = "hvm"
+    ET.SubElement(os_element, "type", arch="x86_64", machine=spec.machine).text = "hvm"
     features = ET.SubElement(domain, "features")
     ET.SubElement(features, "acpi")
     ET.SubElement(features, "apic")
+    if spec.cpu_mode:
+        ET.SubElement(domain, "cpu", mode=spec.cpu_mode)
+    ET.SubElement(domain, "clock", offset=spec.clock_offset)
     ET.SubElement(domain, "on_poweroff").text = "destroy"
-    ET.SubElement(domain, "on_reboot").text = "restart"
+    ET.SubElement(domain, "on_reboot").text = spec.on_reboot
     ET.SubElement(domain, "on_crash").text = "destroy"
     devices = ET.SubElement(domain, "devices")
+    targets = _Targets()
     boot_order = 1
     if spec.disk_path:
         disk = ET.SubElement(devices, "disk", type="file", device="disk")
-        ET.SubElement(disk, "driver", name="qemu", type=spec.disk_format)
+        ET.SubElement(disk, "driver", name="qemu", type=spec.disk_format, discard="unmap")
         ET.SubElement(disk, "source", file=spec.disk_path)
-        ET.SubElement(disk, "target", dev="vda", bus="virtio")
+        ET.SubElement(disk, "target", dev=targets.next(spec.disk_bus), bus=spec.disk_bus)
+        # An empty disk is skipped by the BIOS, so the CD-ROM (next in order) boots the installer.
         ET.SubElement(disk, "boot", order=str(boot_order))
         boot_order += 1
     if spec.cdrom_path:
+        cdrom_bus = _CDROM_BUS[spec.machine]
         cdrom = ET.SubElement(devices, "disk", type="file", device="cdrom")
         ET.SubElement(cdrom, "driver", name="qemu", type="raw")
         ET.SubElement(cdrom, "source", file=spec.cdrom_path)
-        ET.SubElement(cdrom, "target", dev="hdc", bus="ide")
+        ET.SubElement(
+            cdrom, "target", dev=targets.next(cdrom_bus, first="c" if cdrom_bus == "ide" else "a"), bus=cdrom_bus
+        )
         ET.SubElement(cdrom, "readonly")
         ET.SubElement(cdrom, "boot", order=str(boot_order))
+    if spec.disk_bus == "scsi":
+        ET.SubElement(devices, "controller", type="scsi", model="virtio-scsi")
+    if spec.machine == "q35":
+        ET.SubElement(devices, "controller", type="pci", index="0", model="pcie-root")
+        # libvirt puts the devices on these ports first and adds more only when they run out, so
+        # defining the devices' ports plus the spares leaves the spares free.
+        # A virtio disk, the virtio-scsi controller and any NIC take a port; SATA is built into q35.
+        disk_port = bool(spec.disk_path) and spec.disk_bus in {"virtio", "scsi"}
+        wanted = _Q35_BASE_PORTS + spec.spare_root_ports + disk_port + bool(spec.network)
+        for _index in range(wanted):
+            ET.SubElement(devices, "controller", type="pci", model="pcie-root-port")
     if spec.network:
         nic = ET.SubElement(devices, "interface", type="network")
         ET.SubElement(nic, "source", network=spec.network)
-        ET.SubElement(nic, "model", type="virtio")
+        ET.SubElement(nic, "model", type=spec.nic_model)
     channel = ET.SubElement(devices, "channel", type="unix")
     ET.SubElement(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
     serial = ET.SubElement(devices, "serial", type="pty")
     if spec.serial_log:
         ET.SubElement(serial, "log", file=spec.serial_log, append="on")
     ET.SubElement(devices, "console", type="pty")
+    if spec.tablet:
+        ET.SubElement(devices, "input", type="tablet", bus="usb")
     graphics = ET.SubElement(devices, "graphics", type="vnc")
     ET.SubElement(graphics, "listen", type="socket")
     video = ET.SubElement(devices, "video")
     ET.SubElement(video, "model", type="vga")
     ET.SubElement(devices, "memballoon", model="virtio")
     return ET.tostring(domain, encoding="unicode")
+
+
+def eject_cdroms(xml_text: str, *, on_reboot: str = "restart") -> str:
+    """The domain with every CD-ROM emptied and out of the boot order (`virsh change-media --eject
+    --config`), and the given reboot action: what an install ends with, before booting from disk."""
+    root = _parse(xml_text)
+    devices = root.find("devices")
+    for disk in devices.iterfind("disk") if devices is not None else ():
+        if disk.get("device") != "cdrom":
+            continue
+        for child in [c for c in disk if c.tag in {"source", "boot", "backingStore"}]:
+            disk.remove(child)
+    reboot = root.find("on_reboot")
+    if reboot is None:
+        reboot = ET.SubElement(root, "on_reboot")
+    reboot.text = on_reboot
+    return ET.tostring(root, encoding="unicode")
+
+
+def cdrom_sources(xml_text: str) -> list[str]:
+    """The media in the domain's CD-ROM drives (empty drives left out)."""
+    return [disk.source for disk in parse_devices(xml_text).disks if disk.device == "cdrom" and disk.source]
