@@ -45,10 +45,15 @@ def operator(transactional_db):
     return make_user("root", is_superuser=True, is_staff=True)
 
 
-def _remove_test_guests(uri: str) -> None:
-    for summary in domain.list_domains(uri, with_addresses=False):
-        if not summary.name.startswith(GUEST_PREFIX):
+def _remove_test_guests(host) -> None:
+    """Remove this run's guests: those defined through this run's panel (they have an owner; the
+    inventory also lists other runs' guests, ownerless). Other test runs may share the lab host at
+    the same time (each with its own KVMPANEL_TEST_DB), and their guests are theirs to remove."""
+    ours = set(VirtualMachine.objects.filter(host=host, owner__isnull=False).values_list("uuid", flat=True))
+    for summary in domain.list_domains(host.uri, with_addresses=False):
+        if not summary.name.startswith(GUEST_PREFIX) or summary.uuid not in ours:
             continue
+        uri = host.uri
         with contextlib.suppress(HypervisorError):
             domain.force_off(uri, summary.uuid)
         with contextlib.suppress(HypervisorError):
@@ -60,7 +65,7 @@ def lab_host(lab, operator):
     """Lab host 1, registered through the real add-host path (connect + probe)."""
     host = host_services.add_host(actor=operator, name="lab1", uri=lab.uris[1], path_map=lab_path_map(1))
     yield host
-    _remove_test_guests(host.uri)
+    _remove_test_guests(host)
     pool.drop(host.uri)
 
 

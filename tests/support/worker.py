@@ -15,7 +15,7 @@ def start_worker(log_name: str) -> subprocess.Popen:
     ARTIFACTS.mkdir(exist_ok=True)
     argv = [sys.executable, "-m", "celery", "-A", "kvmpanel", "worker", "-P", "solo", "--loglevel=INFO"]
     argv += ["-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", f"{log_name}-{os.getpid()}@%h"]
-    with open(ARTIFACTS / f"{log_name}.log", "a") as log:
+    with open(ARTIFACTS / f"{log_name}-{settings.CELERY_TASK_DEFAULT_QUEUE}.log", "a") as log:
         return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
