@@ -3,7 +3,7 @@
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -78,12 +78,14 @@ class JobRequestSerializer(serializers.Serializer):
     params = serializers.DictField(required=False, default=dict)
 
 
-@extend_schema(
-    parameters=[
-        OpenApiParameter("status", OpenApiTypes.STR, description="queued, running, succeeded, failed, cancelled"),
-        OpenApiParameter("kind", OpenApiTypes.STR, description="e.g. volume.create"),
-        OpenApiParameter("vm", OpenApiTypes.INT, description="Only jobs on this VM"),
-    ]
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, description="queued, running, succeeded, failed, cancelled"),
+            OpenApiParameter("kind", OpenApiTypes.STR, description="e.g. volume.create"),
+            OpenApiParameter("vm", OpenApiTypes.INT, description="Only jobs on this VM"),
+        ]
+    )
 )
 class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     def get_serializer_class(self):

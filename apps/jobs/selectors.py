@@ -18,13 +18,25 @@ API_LOG_LINES = 1000
 _LIST_DEFERRED = ("params", "state", "result", "host__pools", "host__networks", "host__virtualization_flags")
 
 
-def jobs_for_list(user) -> QuerySet[Job]:
-    return visible_jobs(user).select_related("vm", "host", "requested_by").defer(*_LIST_DEFERRED)
+def job_ids_newest_first(user) -> QuerySet:
+    """The ids of the jobs `user` may see, newest first (ids grow as jobs are made).
+
+    A page is read in two steps, ids then rows: sorting bare ids walks an index, while sorting joined
+    rows made SQLite build and sort every visible row (20,000 jobs: 17 ms against 90-240 ms).
+    """
+    return visible_jobs(user).order_by("-pk").values_list("pk", flat=True)
+
+
+def jobs_by_ids(ids: list[int]) -> list[Job]:
+    """The list's rows for one page of ids, in the order given."""
+    rows = Job.objects.filter(pk__in=ids).select_related("vm", "host", "requested_by").defer(*_LIST_DEFERRED).order_by()
+    by_id = {job.pk: job for job in rows}
+    return [by_id[pk] for pk in ids if pk in by_id]
 
 
 def filter_jobs(
-    queryset: QuerySet[Job], *, status: str = "", kind: str = "", vm: int | None = None, target: str = "", mine=None
-) -> QuerySet[Job]:
+    queryset: QuerySet, *, status: str = "", kind: str = "", vm: int | None = None, target: str = "", mine=None
+) -> QuerySet:
     if status:
         queryset = queryset.filter(status=status)
     if kind:

@@ -48,7 +48,7 @@ class JobFilterForm(forms.Form):
 @require_GET
 def job_list(request: HttpRequest) -> HttpResponse:
     form = JobFilterForm(request.GET or None)
-    queryset = selectors.jobs_for_list(request.user)
+    queryset = selectors.job_ids_newest_first(request.user)
     vm_filter = None
     if form.is_valid():
         data = form.cleaned_data
@@ -64,7 +64,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
             vm_filter = VirtualMachine.objects.restrict(request.user, "vm.view").filter(pk=data["vm"]).first()
     page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
     builder = RowBuilder(request.user)
-    rows = [builder.row(job) for job in page.object_list]
+    rows = [builder.row(job) for job in selectors.jobs_by_ids(list(page.object_list))]
     return render(
         request,
         "jobs/list.html",

@@ -341,8 +341,8 @@ def test_the_panel_rows_come_again_for_the_script(world):
 
 # ---- budgets ----
 
-# Session + user + grants + groups + count + page + the task panel.
-LIST_BUDGET = 7
+# Session + user + grants + groups + count + the page's ids + its rows + the task panel.
+LIST_BUDGET = 8
 # Session + user + grants + groups + job + log lines + the task panel.
 DETAIL_BUDGET = 7
 
