@@ -14,9 +14,11 @@ from apps.console import services as console_services
 from apps.console.choices import ConsoleKind
 from apps.core.http import client_address
 from apps.hosts.models import Host
-from apps.vms import services
+from apps.jobs.api import JobSerializer
+from apps.vms import provisioning, services
 from apps.vms.choices import PowerState
 from apps.vms.models import VirtualMachine
+from apps.vms.os_variants import DEFAULT_VARIANT, OS_VARIANTS
 from apps.vms.selectors import filter_vms, visible_vms
 
 
@@ -87,6 +89,49 @@ class ConsoleTicketSerializer(serializers.Serializer):
 class DefineSerializer(serializers.Serializer):
     host = serializers.IntegerField()
     xml = serializers.CharField(max_length=256 * 1024, trim_whitespace=False)
+
+
+class CreateSerializer(serializers.Serializer):
+    """`virt-install` as a job. Omitted hardware comes from the OS variant; the service checks every
+    value against the host (names, sizes, pool space, ISO, network) and names the field it refuses."""
+
+    host = serializers.IntegerField()
+    name = serializers.CharField(trim_whitespace=False)
+    os_variant = serializers.ChoiceField(choices=list(OS_VARIANTS), default=DEFAULT_VARIANT)
+    virt_type = serializers.ChoiceField(
+        choices=["kvm", "qemu"], required=False, help_text="kvm where the host has it, else qemu (TCG)"
+    )
+    machine = serializers.CharField(required=False, help_text="q35 or pc; default from the OS variant")
+    disk_bus = serializers.CharField(required=False, help_text="virtio, sata, scsi or ide")
+    nic_model = serializers.CharField(required=False, help_text="virtio, e1000e, e1000 or rtl8139")
+    vcpus = serializers.IntegerField(required=False)
+    max_vcpus = serializers.IntegerField(required=False, help_text="Hot-plug ceiling (virsh setvcpus --live)")
+    memory_mib = serializers.IntegerField(required=False)
+    max_memory_mib = serializers.IntegerField(required=False, help_text="Balloon ceiling (virsh setmem --live)")
+    disk_pool = serializers.CharField()
+    disk_size_bytes = serializers.IntegerField(required=False)
+    disk_format = serializers.ChoiceField(choices=["qcow2", "raw"], default="qcow2")
+    iso_pool = serializers.CharField(required=False, allow_blank=True)
+    iso_volume = serializers.CharField(required=False, allow_blank=True)
+    network = serializers.CharField(required=False, allow_blank=True)
+    install = serializers.BooleanField(
+        default=False,
+        help_text="Wait for the installer on the ISO to power the VM off, eject it and boot from the disk",
+    )
+    install_timeout_seconds = serializers.IntegerField(required=False)
+
+
+class CloneSerializer(serializers.Serializer):
+    name = serializers.CharField(
+        required=False, allow_blank=True, trim_whitespace=False, help_text="Default: NAME-clone"
+    )
+    pool = serializers.CharField(
+        required=False, allow_blank=True, help_text="Pool for the copies; default: each disk's own pool"
+    )
+    start = serializers.BooleanField(default=False)
+
+
+JobAccepted = inline_serializer("VMJobAccepted", {"job": JobSerializer()})
 
 
 def _lifecycle(name: str):
@@ -200,6 +245,26 @@ class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
             "protocols": ["binary", console_services.TICKET_PROTOCOL_PREFIX + issued.ticket],
         }
         return Response(ConsoleTicketSerializer(body).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=CreateSerializer, responses={202: JobAccepted}, summary="Create a VM (virt-install), a job")
+    def create(self, request: Request) -> Response:
+        data = CreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        params = dict(data.validated_data)
+        host = get_object_or_deny(Host.objects.all(), request.user, params.pop("host"))
+        job = provisioning.create_vm(host, params, actor=request.user, client_address=client_address(request))
+        return Response({"job": JobSerializer(job).data}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=CloneSerializer, responses={202: JobAccepted}, summary="Clone a VM (virt-clone), a job")
+    @action(detail=True, methods=["post"])
+    def clone(self, request: Request, pk=None) -> Response:
+        vm = self._lookup(request, pk, "vm.clone")
+        data = CloneSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = provisioning.clone_vm(
+            vm, dict(data.validated_data), actor=request.user, client_address=client_address(request)
+        )
+        return Response({"job": JobSerializer(job).data}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         request=DefineSerializer, responses={201: VirtualMachineSerializer}, summary="virsh define --validate"

@@ -14,10 +14,11 @@ from apps.accounts.permissions import get_object_or_deny
 from apps.core.errors import ServiceError
 from apps.core.http import action_response, client_address
 from apps.hosts.models import Host
-from apps.vms import services
+from apps.vms import provisioning, services
 from apps.vms.choices import PowerState
-from apps.vms.forms import DefineForm, DeleteForm, RenameForm, VMFilterForm
+from apps.vms.forms import CloneForm, CreateVMForm, DefineForm, DeleteForm, RenameForm, VMFilterForm
 from apps.vms.models import VirtualMachine
+from apps.vms.os_variants import OS_VARIANTS
 from apps.vms.presenters import RowBuilder
 from apps.vms.selectors import filter_vms, privileges_on, visible_vms
 
@@ -169,3 +170,57 @@ def vm_define(request: HttpRequest) -> HttpResponse:
         else:
             return redirect("vms:detail", pk=vm.pk)
     return render(request, "vms/define.html", {"form": form})
+
+
+def _chosen_host(request: HttpRequest, hosts) -> Host | None:
+    """The wizard's host: the one posted, else ?host=, else the first the user may create VMs on."""
+    wanted = request.POST.get("host") or request.GET.get("host") or ""
+    found = hosts.filter(pk=int(wanted)).first() if wanted.isdigit() else None
+    return found or hosts.first()
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def vm_create(request: HttpRequest) -> HttpResponse:
+    """The create wizard: Review validates against the host and shows the equivalent commands;
+    Create queues the vm.create job and opens its page."""
+    hosts = Host.objects.restrict(request.user, "vm.create")
+    host = _chosen_host(request, hosts)
+    if host is None:
+        raise PermissionDenied
+    pools, isos = provisioning.wizard_choices(host)
+    form = CreateVMForm(request.POST or None, hosts=hosts, host=host, pools=pools, isos=isos)
+    review = None
+    if request.method == "POST" and form.is_valid():
+        params = form.params()
+        try:
+            if request.POST.get("step") == "create":
+                job = provisioning.create_vm(host, params, actor=request.user, client_address=client_address(request))
+                return redirect("jobs:detail", pk=job.pk)
+            cleaned = provisioning.validate_create(host, params)
+            review = {
+                "params": cleaned,
+                "variant": OS_VARIANTS[cleaned["os_variant"]],
+                "disk_size": provisioning.human_bytes(cleaned["disk_size_bytes"]),
+                "commands": provisioning.create_commands(cleaned),
+            }
+        except provisioning.FieldError as error:
+            form.add_service_error(error.field, error.message)
+        except ServiceError as error:
+            form.add_error(None, error.message)
+    return render(request, "vms/create.html", {"form": form, "host": host, "review": review, "variants": OS_VARIANTS})
+
+
+@login_required
+@require_POST
+def vm_clone(request: HttpRequest, pk: int) -> HttpResponse:
+    vm = get_object_or_deny(VirtualMachine.objects.select_related("host"), request.user, pk, "vm.clone")
+    form = CloneForm(request.POST)
+    fallback = reverse("vms:detail", args=[vm.pk])
+    if not form.is_valid():
+        return action_response(request, ok=False, message=_("Check the clone's name and pool."), fallback_url=fallback)
+    try:
+        job = provisioning.clone_vm(vm, form.cleaned_data, actor=request.user, client_address=client_address(request))
+    except ServiceError as error:
+        return action_response(request, ok=False, message=error.message, fallback_url=fallback)
+    return redirect("jobs:detail", pk=job.pk)

@@ -58,6 +58,17 @@ def a_volume_job(world):
     }
 
 
+def a_cloneable_vm(world):
+    """The shut-off VM vm0002, with the host's pools synced (a clone's disk paths come from them)."""
+    a_pool(world)
+    return world.vm.pk
+
+
+def a_vm_to_create(world):
+    a_pool(world)
+    return {"host": world.host.pk, "name": "matrix-new", "disk_pool": "default", "disk_size_bytes": 1 << 20}
+
+
 def a_pool(world):
     """The test host's pool "default" (four VM disks in it), synced into the inventory."""
     from apps.storage.sync import sync_pools
@@ -86,6 +97,18 @@ def a_volume(world, name: str = "matrix.raw"):
     return pool, StorageVolume.objects.get(pool_id=pool, name=name).pk
 
 
+def an_upload(world):
+    """(pool id, upload id) of an upload root started in pool "default" (its volume exists, empty)."""
+    from apps.storage import transfers
+    from apps.storage.models import StoragePool, StorageUpload
+
+    pool = StoragePool.objects.select_related("host").get(pk=a_pool(world))
+    upload = StorageUpload.objects.filter(pool=pool, name="matrix.iso").first()
+    if upload is None:
+        upload = transfers.start_upload(pool, actor=world.root, name="matrix.iso", size=1 << 20)
+    return pool.pk, upload.pk
+
+
 ROUTES = [
     Route("home", "get", lambda w: reverse("home"), 302, 302, 302, "alice", 302),
     Route("health", "get", lambda w: reverse("health"), 200, 200, 200, "alice", 200),
@@ -104,6 +127,19 @@ ROUTES = [
     ),
     Route("vms:list", "get", lambda w: reverse("vms:list"), 302, 200, 200, "alice", 200),
     Route("vms:define", "get", lambda w: reverse("vms:define"), 302, 403, 403, "oscar", 200),
+    Route("vms:create", "get", lambda w: reverse("vms:create"), 302, 403, 403, "oscar", 200),
+    Route("vms:clone", "post", lambda w: reverse("vms:clone", args=[a_cloneable_vm(w)]), 302, 404, 403, "oscar", 302),
+    Route(
+        "vm-clone",
+        "post",
+        lambda w: reverse("vm-clone", args=[a_cloneable_vm(w)]),
+        401,
+        404,
+        403,
+        "oscar",
+        202,
+        api=True,
+    ),
     Route("vms:detail", "get", lambda w: reverse("vms:detail", args=[vm(w)]), 302, 404, 200, "alice", 200),
     Route("vms:xml", "get", lambda w: reverse("vms:xml", args=[vm(w)]), 302, 404, 200, "alice", 200),
     Route(
@@ -380,17 +416,37 @@ ROUTES = [
         data=lambda w: {"capacity_bytes": 128 << 20},
         api=True,
     ),
-    # The matrix posts JSON; an upload is the raw file (tests/storage test the real thing): 415.
     Route(
-        "pool-volume-upload",
-        "post",
-        lambda w: reverse("pool-volume-upload", args=[a_pool(w)]) + "?name=matrix.iso",
+        "pool-upload-list",
+        "get",
+        lambda w: reverse("pool-upload-list", args=[a_pool(w)]),
         401,
+        404,
+        200,
+        "carol",
+        200,
+        api=True,
+    ),
+    Route(
+        "pool-upload-detail",
+        "get",
+        lambda w: reverse("pool-upload-detail", args=an_upload(w)),
+        401,
+        404,
+        200,
+        "carol",
+        200,
+        api=True,
+    ),
+    Route(
+        "storage:upload-abort",
+        "post",
+        lambda w: reverse("storage:upload-abort", args=[an_upload(w)[1]]),
+        302,
         404,
         403,
         "root",
-        415,
-        api=True,
+        302,
     ),
     Route(
         "pool-volume-download",
@@ -415,6 +471,10 @@ DELETE_ROUTE = Route(
 # job-list also answers POST (start a job): its own row, outside ROUTES (GET on it is the list, not 405).
 JOB_CREATE_ROUTE = Route(
     "job-list", "post", lambda w: reverse("job-list"), 401, 404, 403, "root", 202, data=a_volume_job, api=True
+)
+# vm-list also answers POST (create a VM, a job): its own row, outside ROUTES like job-list's.
+VM_CREATE_ROUTE = Route(
+    "vm-list", "post", lambda w: reverse("vm-list"), 401, 404, 403, "oscar", 202, data=a_vm_to_create, api=True
 )
 # Storage creation (POST on the lists) and deletion (DELETE on the details): their own rows.
 STORAGE_WRITE_ROUTES = [
@@ -454,6 +514,42 @@ STORAGE_WRITE_ROUTES = [
         api=True,
     ),
     Route(
+        "pool-upload-list",
+        "post",
+        lambda w: reverse("pool-upload-list", args=[a_pool(w)]),
+        401,
+        404,
+        403,
+        "root",
+        201,
+        data=lambda w: {"name": "matrix-new.iso", "size": 1 << 20},
+        api=True,
+    ),
+    # A part is the raw body; the test driver cannot stream it: allowed users get its clear 409.
+    Route(
+        "pool-upload-detail",
+        "put",
+        lambda w: reverse("pool-upload-detail", args=an_upload(w)) + "?offset=0",
+        401,
+        404,
+        403,
+        "root",
+        409,
+        data=lambda w: b"x" * 4096,
+        api=True,
+    ),
+    Route(
+        "pool-upload-detail",
+        "delete",
+        lambda w: reverse("pool-upload-detail", args=an_upload(w)),
+        401,
+        404,
+        403,
+        "root",
+        204,
+        api=True,
+    ),
+    Route(
         "pool-volume-detail",
         "delete",
         lambda w: reverse("pool-volume-detail", args=a_volume(w)),
@@ -477,6 +573,8 @@ def request(client: Client, route: Route, world):
         return client.get(url)
     if route.method == "delete":
         return client.delete(url)
+    if route.method == "put":
+        return client.put(url, data, content_type="application/octet-stream")
     if route.api:
         return client.post(url, data, content_type="application/json")
     return client.post(url, data)
@@ -491,7 +589,7 @@ def client_for(world, persona: str | None) -> Client:
 
 @pytest.mark.parametrize(
     "route",
-    [*ROUTES, DELETE_ROUTE, HOST_DELETE_ROUTE, JOB_CREATE_ROUTE, *STORAGE_WRITE_ROUTES],
+    [*ROUTES, DELETE_ROUTE, HOST_DELETE_ROUTE, JOB_CREATE_ROUTE, VM_CREATE_ROUTE, *STORAGE_WRITE_ROUTES],
     ids=lambda r: f"{r.method}-{r.name}",
 )
 @pytest.mark.parametrize("persona", ["anonymous", "stranger", "viewer", "allowed"])
@@ -527,7 +625,11 @@ def test_state_changes_refuse_get(world, route):
 
 @pytest.mark.parametrize(
     "route",
-    [r for r in [*ROUTES, JOB_CREATE_ROUTE, *STORAGE_WRITE_ROUTES] if r.method == "post" and r.name != "logout"],
+    [
+        r
+        for r in [*ROUTES, JOB_CREATE_ROUTE, VM_CREATE_ROUTE, *STORAGE_WRITE_ROUTES]
+        if r.method == "post" and r.name != "logout"
+    ],
     ids=lambda r: r.name,
 )
 def test_state_changes_need_a_csrf_token(world, route):

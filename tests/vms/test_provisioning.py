@@ -11,6 +11,8 @@ from apps.core.errors import AccessDenied, ServiceError
 from apps.jobs import runner
 from apps.jobs.choices import JobStatus
 from apps.jobs.models import Job
+from apps.storage.models import StorageVolume
+from apps.storage.sync import sync_pools
 from apps.vms import provisioning
 from apps.vms import services as vm_services
 from apps.vms.models import VirtualMachine
@@ -20,6 +22,14 @@ from kvmpanel.virt import xml as domain_xml
 from kvmpanel.virt.errors import HypervisorError
 
 MIB = 1 << 20
+
+
+@pytest.fixture
+def world(world):
+    """The test host with its storage inventory synced, as adding a host does (new disks' paths
+    come from the storage app's rows)."""
+    sync_pools(world.host)
+    return world
 
 
 def params(**changes) -> dict:
@@ -309,6 +319,7 @@ def test_the_create_job_makes_the_disk_defines_and_starts_the_vm_for_its_owner(w
     assert job.vm == vm and vm.owner == world.oscar and vm.name == "web1"
     assert vm.state == "running" and (vm.vcpus_current, vm.vcpus_max) == (2, 8)
     assert vm.disks[0]["source"] == "/pool/web1.qcow2" and in_pool(world.host, "web1.qcow2")
+    assert StorageVolume.objects.filter(pool__host=world.host, name="web1.qcow2").exists()  # storage pages see it
     lines = [line.line for line in job.log_lines.all()]
     assert "$ virsh vol-create-as default web1.qcow2 67108864b --format qcow2" in lines
     assert "$ virsh start web1" in lines
@@ -328,6 +339,7 @@ def test_a_create_that_fails_leaves_no_volume_and_no_vm(world, monkeypatch):
     assert not domain.domain_exists(world.host.uri, name="web1")
     assert not VirtualMachine.objects.filter(name="web1").exists()
     assert job.vm is None  # the row it pointed at is gone
+    assert not StorageVolume.objects.filter(pool__host=world.host, name="web1.qcow2").exists()
 
 
 def test_a_vm_defined_meanwhile_under_the_same_name_is_left_alone(world):

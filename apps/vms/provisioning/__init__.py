@@ -12,7 +12,13 @@ the inventory row and the owner grant for the requester come with it.
 
 from apps.vms.provisioning.clone import auto_clone_name, clone_vm, validate_clone
 from apps.vms.provisioning.common import FieldError, clean_vm_name, human_bytes, name_taken
-from apps.vms.provisioning.create import create_commands, create_vm, disk_volume_name, validate_create
+from apps.vms.provisioning.create import (
+    create_commands,
+    create_vm,
+    disk_volume_name,
+    validate_create,
+    wizard_choices,
+)
 
 __all__ = [
     "FieldError",
@@ -26,4 +32,5 @@ __all__ = [
     "name_taken",
     "validate_clone",
     "validate_create",
+    "wizard_choices",
 ]

@@ -17,6 +17,7 @@ from apps.hosts.models import Host
 from apps.jobs.models import Job
 from apps.jobs.registry import JobKind, register
 from apps.jobs.services import enqueue_job
+from apps.storage.sync import resync_quietly
 from apps.vms.choices import PowerState
 from apps.vms.models import VirtualMachine
 from apps.vms.provisioning.common import (
@@ -146,6 +147,7 @@ def _run_clone(ctx) -> dict[str, Any]:
         path = _copy(ctx, host, disk, plan, done_before=done_before, total=total)
         copied[target] = {"target": target, "pool": plan["pool"], "name": plan["name"], "path": path}
         ctx.remember(volumes=list(copied.values()))
+        resync_quietly(host, names=[plan["pool"]])
         done_before += disk.allocation_bytes
         ctx.log(f"Copied {disk.source} to {path}")
     # A source started during the copy leaves copies of a disk that was changing under them.

@@ -16,6 +16,8 @@ from apps.core.errors import ServiceError
 from apps.hosts.models import Host
 from apps.jobs.choices import ACTIVE
 from apps.jobs.models import Job
+from apps.storage.services import new_volume_path
+from apps.storage.sync import resync_quietly
 from apps.vms import services as vm_services
 from apps.vms.live import publish_vm
 from apps.vms.models import VirtualMachine
@@ -140,14 +142,21 @@ def within_pool(field: str, pool: StoragePoolSummary, size: int) -> None:
         )
 
 
-def free_volume_name(host: Host, field: str, pool: str, name: str) -> None:
-    if storage.find_volume_in_pool(host.uri, pool, name) is not None:
-        raise FieldError(
-            field,
-            _("Pool %(pool)s already holds a volume named %(name)s.") % {"pool": pool, "name": name},
-            status=409,
-            code="exists",
-        )
+def free_volume_name(host: Host, field: str, pool: str, name: str) -> str:
+    """The path the new volume will have (the storage app's path rule: a pool of the host, a free
+    name, no file of that name in the pool's directory either)."""
+    try:
+        try:
+            return new_volume_path(host, pool, name)
+        except ServiceError as error:
+            if error.code != "no-pool":
+                raise
+            # The storage inventory is a cache: a pool it has not seen yet (a host just added) is
+            # looked up on the host once before the request is refused.
+            resync_quietly(host, names=[pool])
+            return new_volume_path(host, pool, name)
+    except ServiceError as error:
+        raise FieldError(field, error.message, status=error.status, code=error.code) from error
 
 
 def human_bytes(size: int) -> str:
@@ -242,3 +251,4 @@ def delete_volume_quietly(ctx, host: Host, pool: str, name: str) -> None:
     except HypervisorError as error:
         if error.code != "no-volume":
             raise
+    resync_quietly(host, names=[pool])

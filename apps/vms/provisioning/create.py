@@ -6,6 +6,7 @@ import shlex
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from apps.core.errors import from_hypervisor
@@ -14,6 +15,8 @@ from apps.hosts.models import Host
 from apps.jobs.models import Job
 from apps.jobs.registry import JobKind, register
 from apps.jobs.services import enqueue_job
+from apps.storage.models import StoragePool, StorageVolume
+from apps.storage.sync import resync_quietly
 from apps.vms.models import VirtualMachine
 from apps.vms.os_variants import DEFAULT_VARIANT, OS_VARIANTS
 from apps.vms.provisioning.common import (
@@ -196,6 +199,19 @@ def _clean_iso(host: Host, facts: HostFacts, params: dict) -> tuple[str, str, st
     return pool.name, iso_volume, path
 
 
+def wizard_choices(host: Host) -> tuple[list[str], list[tuple[str, str]]]:
+    """The host's active pools and the ISO images in them, from the storage inventory (no libvirt
+    call while the wizard renders)."""
+    pools = list(StoragePool.objects.filter(host=host, active=True).order_by("name").values_list("name", flat=True))
+    isos = (
+        StorageVolume.objects.filter(pool__host=host, pool__active=True)
+        .filter(Q(format="iso") | Q(name__iendswith=".iso"))
+        .order_by("pool__name", "name")
+        .values_list("pool__name", "name")
+    )
+    return pools, list(isos)
+
+
 def build_spec(
     params: dict[str, Any], *, host: Host, disk_path: str, uuid: str, installing: bool
 ) -> domain_xml.DomainSpec:
@@ -320,6 +336,7 @@ def _ensure_disk(ctx, host: Host, params: dict) -> str:
         host.uri, pool, volume, capacity_bytes=params["disk_size_bytes"], fmt=params["disk_format"]
     )
     ctx.remember(volume={"pool": pool, "name": volume})
+    resync_quietly(host, names=[pool])  # the storage pages show the new volume
     ctx.log(f"Created {path}")
     return path
 
