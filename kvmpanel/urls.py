@@ -6,7 +6,7 @@ from rest_framework.routers import DefaultRouter
 from apps.core import views as core_views
 from apps.hosts.api import HostViewSet
 from apps.jobs.api import JobViewSet
-from apps.storage.api import StoragePoolViewSet, StorageVolumeViewSet
+from apps.storage.api import StoragePoolViewSet, StorageUploadViewSet, StorageVolumeViewSet
 from apps.vms.api import VirtualMachineViewSet
 
 router = DefaultRouter()
@@ -15,6 +15,7 @@ router.register("vms", VirtualMachineViewSet, basename="vm")
 router.register("jobs", JobViewSet, basename="job")
 router.register("pools", StoragePoolViewSet, basename="pool")
 router.register(r"pools/(?P<pool_pk>[0-9]+)/volumes", StorageVolumeViewSet, basename="pool-volume")
+router.register(r"pools/(?P<pool_pk>[0-9]+)/uploads", StorageUploadViewSet, basename="pool-upload")
 
 urlpatterns = [
     path("", core_views.home, name="home"),

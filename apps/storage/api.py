@@ -1,8 +1,9 @@
 """Storage API: /api/v1/pools/ and /api/v1/pools/{id}/volumes/. The same services as the pages;
 lookups through the one gate (invisible: 404, visible without storage.manage: 403).
 
-Uploads are the raw request body (`Content-Type: application/octet-stream`, the volume name in
-`?name=`), read a chunk at a time and streamed to the host; downloads stream back the same way.
+An upload is a session at /api/v1/pools/{id}/uploads/: POST {name, size} creates the volume, each
+PUT ?offset=N sends the next part as the raw body (`Content-Type: application/octet-stream`, at
+most 64 MiB), read a chunk at a time and streamed to the host; DELETE aborts. Downloads stream back.
 """
 
 from asgiref.sync import sync_to_async
@@ -21,8 +22,8 @@ from apps.accounts.permissions import get_object_or_deny, has_privilege
 from apps.core.errors import ServiceError
 from apps.core.http import client_address
 from apps.hosts.models import Host
-from apps.storage import services
-from apps.storage.models import StoragePool, StorageVolume
+from apps.storage import services, transfers
+from apps.storage.models import StoragePool, StorageUpload, StorageVolume
 from apps.storage.selectors import visible_pools, visible_volumes
 from apps.storage.validators import VOLUME_FORMATS
 from kvmpanel.virt.storage import VolumeDownload
@@ -246,45 +247,132 @@ class StorageVolumeViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(StorageVolumeSerializer(volume).data)
 
     @extend_schema(
-        parameters=[OpenApiParameter("name", OpenApiTypes.STR, required=True, description="The new volume's name")],
-        request={"application/octet-stream": OpenApiTypes.BINARY},
-        responses={201: StorageVolumeSerializer},
-        summary="virsh vol-create-as POOL NAME SIZE --format raw; vol-upload --sparse (the body is the file)",
-    )
-    @action(detail=False, methods=["post"], parser_classes=[])
-    def upload(self, request: Request, pool_pk=None) -> Response:
-        pool = self._pool("storage.manage")
-        raw = request._request  # the body is read here a chunk at a time, never parsed by DRF
-        if raw.content_type != "application/octet-stream":
-            raise ServiceError(
-                _("Send the file itself as the request body, with Content-Type: application/octet-stream."),
-                status=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                code="unsupported-media-type",
-            )
-        try:
-            length = int(raw.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        volume = services.upload_volume(
-            pool,
-            raw,
-            actor=request.user,
-            name=request.query_params.get("name", ""),
-            length=length,
-            client_address=client_address(request),
-        )
-        return Response(StorageVolumeSerializer(volume).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
         summary="virsh vol-download --sparse --pool POOL NAME FILE",
     )
     @action(detail=True, methods=["get"])
     def download(self, request: Request, pool_pk=None, pk=None) -> StreamingHttpResponse:
         volume = self._lookup(request, pk)
-        download = services.open_volume_download(volume, actor=request.user, client_address=client_address(request))
+        download = transfers.open_volume_download(volume, actor=request.user, client_address=client_address(request))
         response = StreamingHttpResponse(_stream(download), content_type="application/octet-stream")
         response["Content-Length"] = str(download.length)
         response["Content-Disposition"] = content_disposition_header(True, volume.name)
         response["X-Content-Type-Options"] = "nosniff"
         return response
+
+
+class StorageUploadSerializer(serializers.ModelSerializer):
+    percent = serializers.IntegerField(read_only=True)
+    part_bytes = serializers.SerializerMethodField(help_text="The part size to send (at most max_part_bytes)")
+    max_part_bytes = serializers.SerializerMethodField()
+
+    class Meta:
+        model = StorageUpload
+        fields = [
+            "id",
+            "pool",
+            "name",
+            "size_bytes",
+            "received_bytes",
+            "percent",
+            "part_bytes",
+            "max_part_bytes",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_part_bytes(self, upload: StorageUpload) -> int:
+        return transfers.PART_BYTES
+
+    def get_max_part_bytes(self, upload: StorageUpload) -> int:
+        return transfers.MAX_PART_BYTES
+
+
+class UploadStartSerializer(serializers.Serializer):
+    name = serializers.JSONField()
+    size = serializers.JSONField(help_text="The whole file's size in bytes")
+
+
+class UploadPartResultSerializer(serializers.Serializer):
+    upload = StorageUploadSerializer()
+    volume = StorageVolumeSerializer(allow_null=True, help_text="The finished volume, after the last part")
+
+
+class StorageUploadViewSet(viewsets.ReadOnlyModelViewSet):
+    """Uploads in progress in a pool (`virsh vol-upload --sparse`, one part per request)."""
+
+    serializer_class = StorageUploadSerializer
+
+    def get_parsers(self):
+        if self.request is not None and self.request.method == "PUT":
+            return []  # a part is the raw body, read a chunk at a time by the service
+        return super().get_parsers()
+
+    def _pool(self, privilege: str | None = None) -> StoragePool:
+        return get_object_or_deny(
+            StoragePool.objects.select_related("host"), self.request.user, self.kwargs["pool_pk"], privilege
+        )
+
+    def get_queryset(self):
+        return StorageUpload.objects.restrict(self.request.user, "host.view").filter(pool_id=self._pool().pk)
+
+    def _lookup(self, pk) -> StorageUpload:
+        pool = self._pool()
+        return get_object_or_deny(
+            StorageUpload.objects.filter(pool=pool).select_related("pool__host"),
+            self.request.user,
+            pk,
+            "storage.manage",
+        )
+
+    @extend_schema(
+        request=UploadStartSerializer,
+        responses={201: StorageUploadSerializer},
+        summary="virsh vol-create-as POOL NAME SIZE --format raw: start an upload",
+    )
+    def create(self, request: Request, pool_pk=None) -> Response:
+        pool = self._pool("storage.manage")
+        data = _valid(UploadStartSerializer, request)
+        upload = transfers.start_upload(
+            pool, actor=request.user, name=data["name"], size=data["size"], client_address=client_address(request)
+        )
+        return Response(StorageUploadSerializer(upload).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("offset", OpenApiTypes.INT, required=True, description="Bytes received so far")],
+        request={"application/octet-stream": OpenApiTypes.BINARY},
+        responses={200: UploadPartResultSerializer},
+        summary="virsh vol-upload --sparse --offset OFFSET --length LENGTH: the next part (the body)",
+    )
+    def update(self, request: Request, pool_pk=None, pk=None) -> Response:
+        upload = self._lookup(pk)
+        raw = request._request  # the body is read here a chunk at a time, never parsed by DRF
+        if raw.content_type != "application/octet-stream":
+            raise ServiceError(
+                _("Send the part itself as the request body, with Content-Type: application/octet-stream."),
+                status=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                code="unsupported-media-type",
+            )
+        offset = request.query_params.get("offset", "")
+        volume = transfers.write_upload_part(
+            upload,
+            raw,
+            actor=request.user,
+            offset=int(offset) if offset.isdigit() else offset,
+            length=int(raw.META.get("CONTENT_LENGTH") or 0),
+            client_address=client_address(request),
+        )
+        if volume is None:
+            upload.refresh_from_db()
+        return Response(
+            {
+                "upload": StorageUploadSerializer(upload).data,
+                "volume": StorageVolumeSerializer(volume).data if volume is not None else None,
+            }
+        )
+
+    @extend_schema(responses={204: None}, summary="Abort the upload and delete its half-filled volume")
+    def destroy(self, request: Request, pool_pk=None, pk=None) -> Response:
+        transfers.abort_upload(self._lookup(pk), actor=request.user, client_address=client_address(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -6,7 +6,9 @@ A pool belongs to its host for authorization: seeing it needs `host.view` on the
 `storage.manage`.
 """
 
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.permissions import RestrictedQuerySet
@@ -88,3 +90,41 @@ class StorageVolume(models.Model):
     def sparse(self) -> bool:
         """True when the volume occupies noticeably less than its capacity (thin / sparse)."""
         return self.allocation_bytes < self.capacity_bytes * 0.9
+
+
+class StorageUpload(models.Model):
+    """An upload in progress: the volume exists on the host at its full size and fills part by part.
+
+    Browsers send a file in parts of a few MiB (one request each), so no process ever holds more
+    than one part: the ASGI server keeps a whole request body in memory before the panel sees it.
+    The row goes when the last part lands (the volume is then an ordinary volume) or when the
+    upload is aborted or left idle (its volume is deleted with it).
+    """
+
+    pool = models.ForeignKey(StoragePool, on_delete=models.CASCADE, related_name="uploads")
+    name = models.CharField(_("name"), max_length=255)
+    size_bytes = models.PositiveBigIntegerField(_("size"))
+    received_bytes = models.PositiveBigIntegerField(_("received"), default=0)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="storage_uploads"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = RestrictedQuerySet.as_manager()
+    scope_fields = [("hosts", "pool__host_id")]
+    view_privilege = "host.view"
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [models.UniqueConstraint(fields=["pool", "name"], name="unique_upload_name_per_pool")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def scope_chain(self) -> list[tuple[str, int | None]]:
+        return [("hosts", self.pool.host_id)]
+
+    @property
+    def percent(self) -> int:
+        return 100 * self.received_bytes // self.size_bytes if self.size_bytes else 0

@@ -9,15 +9,11 @@ For the disk and VM-create code: `new_volume_path(host, pool, name)` is the one 
 a new disk, and `volume_at_path(host, path)` the one way to accept a path a user gave.
 """
 
-import itertools
 import logging
 import posixpath
-import struct
-import time
 from collections.abc import Callable
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Model
 from django.utils.translation import gettext as _
@@ -27,8 +23,8 @@ from apps.audit.choices import AuditResult
 from apps.audit.services import record_event
 from apps.core.errors import AccessDenied, ServiceError, from_hypervisor
 from apps.hosts.models import Host
-from apps.storage.models import HostStorage, StoragePool, StorageVolume
-from apps.storage.sync import VOLUME_COLUMNS, resync_quietly, store_pool, sync_pools
+from apps.storage.models import HostStorage, StoragePool, StorageUpload, StorageVolume
+from apps.storage.sync import resync_quietly, store_pool, sync_pools
 from apps.storage.validators import (
     CREATABLE_POOL_TYPES,
     MAX_PATH_CHARS,
@@ -49,16 +45,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PRIVILEGE = "storage.manage"
-UPLOAD_CHUNK_BYTES = virt_storage.STREAM_CHUNK_BYTES
-# Uploads pass through the panel's temporary directory (the ASGI server spools request bodies to
-# disk): this caps what one upload may put there. KVMPANEL_STORAGE_UPLOAD_MAX_BYTES overrides it.
-DEFAULT_UPLOAD_MAX_BYTES = 64 << 30
 
 
 # ---- authorization and auditing ----
 
 
-def _authorize(actor, host: Host, verb: str, target: Model | None, client_address: str | None) -> None:
+def authorize(actor, host: Host, verb: str, target: Model | None, client_address: str | None) -> None:
     if not has_privilege(actor, host, PRIVILEGE):
         record_event(
             actor=actor,
@@ -70,7 +62,7 @@ def _authorize(actor, host: Host, verb: str, target: Model | None, client_addres
         raise AccessDenied()
 
 
-def _on_host(
+def on_host(
     host: Host,
     operation: Callable[[], T],
     *,
@@ -98,18 +90,18 @@ def _on_host(
         raise from_hypervisor(error, host_name=host.name) from error
 
 
-def _audit(actor, verb: str, target: Model, detail: dict, client_address: str | None, message: str = "") -> None:
+def audit(actor, verb: str, target: Model, detail: dict, client_address: str | None, message: str = "") -> None:
     record_event(actor=actor, verb=verb, target=target, detail=detail, message=message, client_address=client_address)
 
 
 def refresh_host_pools(host: Host, *, actor, client_address: str | None = None) -> list[StoragePool]:
     """The storage page's "Refresh" for a whole host: rescan every active pool, then sync."""
-    _authorize(actor, host, "pool.refresh", host, client_address)
+    authorize(actor, host, "pool.refresh", host, client_address)
     try:
         pools = sync_pools(host, refresh=True)
     except HypervisorError as error:
         raise from_hypervisor(error, host_name=host.name) from error
-    _audit(actor, "pool.refresh", host, {"pools": [pool.name for pool in pools]}, client_address)
+    audit(actor, "pool.refresh", host, {"pools": [pool.name for pool in pools]}, client_address)
     return pools
 
 
@@ -155,7 +147,8 @@ def volume_at_path(host: Host, path: object, *, must_exist: bool = False) -> tup
     The path must be absolute, without '..', '.', '//' or a trailing '/', and lie directly in the
     directory of one of the host's storage pools (as last synced): anything else, such as /etc/shadow
     or a pool's subdirectory, is refused. With `must_exist=True` the volume must also be known in
-    that pool (404-like 400, code "no-volume"); without it, use `new_volume_path` for new files.
+    that pool and complete (400, code "no-volume", or "uploading" while an upload still fills it);
+    for new files use `new_volume_path` instead.
     """
     if not isinstance(path, str) or not path.startswith("/") or len(path) > MAX_PATH_CHARS:
         raise invalid(_("A disk path must be an absolute path inside a storage pool."), code="invalid-path")
@@ -174,6 +167,8 @@ def volume_at_path(host: Host, path: object, *, must_exist: bool = False) -> tup
                     _("Pool %(pool)s has no volume named %(name)s.") % {"pool": pool.name, "name": name},
                     code="no-volume",
                 )
+            if must_exist and pool.uploads.filter(name=name).exists():
+                raise invalid(_("%(name)s is still being uploaded.") % {"name": name}, code="uploading")
             return pool.name, name
     raise invalid(
         _("%(path)s is not inside any storage pool of host %(host)s.") % {"path": path, "host": host.name},
@@ -199,7 +194,7 @@ def create_pool(
     Refused: another type than dir (the host's other supported types are named), a bad name or
     path, a name in use, and a directory that is, contains or lies inside another pool's.
     """
-    _authorize(actor, host, "pool.create", host, client_address)
+    authorize(actor, host, "pool.create", host, client_address)
     name = validate_pool_name(name)
     if pool_type not in CREATABLE_POOL_TYPES:
         supported = HostStorage.objects.filter(host=host).values_list("pool_types", flat=True).first() or []
@@ -223,7 +218,7 @@ def create_pool(
                 % {"path": path, "pool": other.name, "other": other.path},
                 code="overlap",
             )
-    info = _on_host(
+    info = on_host(
         host,
         lambda: virt_storage.create_dir_pool(host.uri, name, path, autostart=autostart),
         actor=actor,
@@ -234,7 +229,7 @@ def create_pool(
     )
     with transaction.atomic():
         pool = store_pool(host, info)
-        _audit(actor, "pool.create", pool, detail, client_address)
+        audit(actor, "pool.create", pool, detail, client_address)
     return pool
 
 
@@ -248,9 +243,9 @@ def _pool_write(
 ) -> StoragePool:
     """`virt_call(uri, pool name, *args)` on the pool's host, then re-sync the pool and audit."""
     host = pool.host
-    _authorize(actor, host, verb, pool, client_address)
+    authorize(actor, host, verb, pool, client_address)
     detail = {"pool": pool.name, **({"arguments": list(args)} if args else {})}
-    _on_host(
+    on_host(
         host,
         lambda: virt_call(host.uri, pool.name, *args),
         actor=actor,
@@ -260,7 +255,7 @@ def _pool_write(
         client_address=client_address,
     )
     resync_quietly(host, names=[pool.name])
-    _audit(actor, verb, pool, detail, client_address)
+    audit(actor, verb, pool, detail, client_address)
     pool.refresh_from_db()
     return pool
 
@@ -301,10 +296,10 @@ def delete_pool(pool: StoragePool, *, actor, client_address: str | None = None) 
     """`virsh pool-destroy NAME; pool-delete NAME; pool-undefine NAME`, for an empty pool only
     (409, code "not-empty", otherwise): the empty directory goes with it."""
     host = pool.host
-    _authorize(actor, host, "pool.delete", pool, client_address)
+    authorize(actor, host, "pool.delete", pool, client_address)
     detail = {"pool": pool.name, "path": pool.path}
     try:
-        _on_host(
+        on_host(
             host,
             lambda: virt_storage.delete_pool(host.uri, pool.name),
             actor=actor,
@@ -317,7 +312,7 @@ def delete_pool(pool: StoragePool, *, actor, client_address: str | None = None) 
         resync_quietly(host, names=[pool.name])  # e.g. the volumes that made it "not empty"
         raise
     with transaction.atomic():
-        _audit(actor, "pool.delete", pool, detail, client_address)
+        audit(actor, "pool.delete", pool, detail, client_address)
         pool.delete()
 
 
@@ -344,7 +339,7 @@ def _require_room(live: virt_storage.PoolInfo, size: int) -> None:
         )
 
 
-def _check_room(pool: StoragePool, size: int) -> None:
+def check_room(pool: StoragePool, size: int) -> None:
     """Refuse `size` bytes more than the pool has free, as the host reports it now."""
     try:
         live = virt_storage.pool_info(pool.host.uri, pool.name)
@@ -394,11 +389,11 @@ def create_volume(
     """`virsh vol-create-as POOL NAME SIZE --format FMT` (= `qemu-img create -f FMT PATH SIZE`),
     sparse: a new volume allocates almost nothing until written."""
     host = pool.host
-    _authorize(actor, host, "volume.create", pool, client_address)
+    authorize(actor, host, "volume.create", pool, client_address)
     params = validate_new_volume(
         host, {"pool": pool.name, "name": name, "format": fmt, "capacity_bytes": capacity_bytes}
     )
-    _on_host(
+    on_host(
         host,
         lambda: virt_storage.create_volume(
             host.uri, pool.name, params["name"], capacity_bytes=params["capacity_bytes"], fmt=params["format"]
@@ -411,7 +406,7 @@ def create_volume(
     )
     resync_quietly(host, names=[pool.name])
     volume = StorageVolume.objects.filter(pool=pool, name=params["name"]).first()
-    _audit(actor, "volume.create", volume or pool, params, client_address)
+    audit(actor, "volume.create", volume or pool, params, client_address)
     if volume is None:  # the sync failed: a row with what we know, corrected by the next sync
         volume = StorageVolume.objects.create(
             pool=pool,
@@ -423,6 +418,14 @@ def create_volume(
     return volume
 
 
+def _refuse_while_uploading(volume: StorageVolume) -> None:
+    if StorageUpload.objects.filter(pool_id=volume.pool_id, name=volume.name).exists():
+        raise conflict(
+            _("%(name)s is still being uploaded; wait for the upload or abort it.") % {"name": volume.name},
+            code="uploading",
+        )
+
+
 def resize_volume(
     volume: StorageVolume, capacity_bytes: object, *, actor, client_address: str | None = None
 ) -> StorageVolume:
@@ -430,7 +433,8 @@ def resize_volume(
     volume (resize a live disk from its VM, `virsh blockresize`, so the guest is told)."""
     pool = volume.pool
     host = pool.host
-    _authorize(actor, host, "volume.resize", volume, client_address)
+    authorize(actor, host, "volume.resize", volume, client_address)
+    _refuse_while_uploading(volume)
     size = validate_capacity(capacity_bytes)
     if size <= volume.capacity_bytes:
         raise invalid(
@@ -445,9 +449,9 @@ def resize_volume(
             % {"name": volume.name, "vms": ", ".join(users)},
             code="in-use",
         )
-    _check_room(pool, size - volume.capacity_bytes)
+    check_room(pool, size - volume.capacity_bytes)
     detail = {"pool": pool.name, "name": volume.name, "from": volume.capacity_bytes, "to": size}
-    _on_host(
+    on_host(
         host,
         lambda: virt_storage.resize_volume(host.uri, pool.name, volume.name, size),
         actor=actor,
@@ -457,7 +461,7 @@ def resize_volume(
         client_address=client_address,
     )
     resync_quietly(host, names=[pool.name])
-    _audit(actor, "volume.resize", volume, detail, client_address)
+    audit(actor, "volume.resize", volume, detail, client_address)
     return StorageVolume.objects.filter(pk=volume.pk).select_related("pool__host").first() or volume
 
 
@@ -466,7 +470,8 @@ def delete_volume(volume: StorageVolume, *, actor, client_address: str | None = 
     or CD-ROM, or another volume uses it as its backing file."""
     pool = volume.pool
     host = pool.host
-    _authorize(actor, host, "volume.delete", volume, client_address)
+    authorize(actor, host, "volume.delete", volume, client_address)
+    _refuse_while_uploading(volume)
     users = _vms_using(host, [volume.path])
     if users:
         raise conflict(
@@ -484,7 +489,7 @@ def delete_volume(volume: StorageVolume, *, actor, client_address: str | None = 
             code="in-use",
         )
     detail = {"pool": pool.name, "name": volume.name, "path": volume.path}
-    _on_host(
+    on_host(
         host,
         lambda: virt_storage.delete_volume(host.uri, pool.name, volume.name),
         actor=actor,
@@ -494,123 +499,6 @@ def delete_volume(volume: StorageVolume, *, actor, client_address: str | None = 
         client_address=client_address,
     )
     with transaction.atomic():
-        _audit(actor, "volume.delete", volume, detail, client_address)
+        audit(actor, "volume.delete", volume, detail, client_address)
         volume.delete()
     resync_quietly(host, names=[pool.name])
-
-
-# ---- upload and download ----
-
-_QCOW_MAGIC = b"QFI\xfb"
-_QCOW_EXTERNAL_DATA_FILE = 1 << 2  # incompatible feature bit: guest data lives in another file
-
-
-def _refuse_unsafe_image(head: bytes) -> None:
-    """A qcow2 image names other files in its header (a backing file, an external data file):
-    uploaded, it could make a VM read any file on the host (`/etc/shadow`, another VM's disk).
-    Such images are refused before a volume exists."""
-    if len(head) < 32 or not head.startswith(_QCOW_MAGIC):
-        return
-    version, backing_offset = struct.unpack(">IQ", head[4:16])
-    if backing_offset:
-        raise invalid(
-            _("The qcow2 image refers to a backing file; upload a standalone image (qemu-img convert -O qcow2)."),
-            code="unsafe-image",
-        )
-    if version >= 3 and len(head) >= 80:
-        (incompatible,) = struct.unpack(">Q", head[72:80])
-        if incompatible & _QCOW_EXTERNAL_DATA_FILE:
-            raise invalid(_("The qcow2 image keeps its data in an external file; upload a standalone image."))
-
-
-def upload_limit_bytes() -> int:
-    return int(getattr(settings, "KVMPANEL_STORAGE_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES))
-
-
-def validate_upload(pool: StoragePool, *, name: object, length: object) -> tuple[str, int]:
-    """The checks an upload passes before any byte goes to the host: a free, valid name, a declared
-    length above zero, within the panel's upload limit and the pool's free space."""
-    name = validate_volume_name(name)
-    if isinstance(length, bool) or not isinstance(length, int) or length <= 0:
-        raise invalid(_("An upload needs a Content-Length above zero (an empty file is not an image)."), "invalid-size")
-    limit = upload_limit_bytes()
-    if length > limit:
-        raise invalid(
-            _("The file is %(size)d bytes; uploads are limited to %(limit)d bytes.") % {"size": length, "limit": limit},
-            code="invalid-size",
-        )
-    if pool.volumes.filter(name=name).exists():
-        raise conflict(_("Pool %(pool)s already holds a volume named %(name)s.") % {"pool": pool.name, "name": name})
-    _check_room(pool, length)
-    return name, length
-
-
-def upload_volume(
-    pool: StoragePool,
-    body: BinaryIO,
-    *,
-    actor,
-    name: object,
-    length: object,
-    client_address: str | None = None,
-) -> StorageVolume:
-    """`virsh vol-create-as POOL NAME SIZE --format raw; virsh vol-upload --sparse --pool POOL NAME FILE`.
-
-    `body` is read a chunk at a time (an HTTP request body: never read whole into memory) and
-    streamed to the host through libvirt. The host detects the format of what arrived (qcow2, iso,
-    raw). Any failure, including a body shorter or longer than `length`, deletes the new volume.
-    """
-    host = pool.host
-    _authorize(actor, host, "volume.upload", pool, client_address)
-    name, length = validate_upload(pool, name=name, length=length)
-    head = body.read(UPLOAD_CHUNK_BYTES)
-    _refuse_unsafe_image(head)
-    chunks = itertools.chain([head], iter(lambda: body.read(UPLOAD_CHUNK_BYTES), b""))
-    detail = {"pool": pool.name, "name": name, "bytes": length}
-    started = time.monotonic()
-    info = _on_host(
-        host,
-        lambda: virt_storage.upload_new_volume(host.uri, pool.name, name, chunks, length=length),
-        actor=actor,
-        verb="volume.upload",
-        target=pool,
-        detail=detail,
-        client_address=client_address,
-    )
-    if info.backing_path:  # the header check above makes this unreachable; the host's word is final
-        virt_storage.delete_volume(host.uri, pool.name, name)
-        raise invalid(_("The uploaded image refers to a backing file and was deleted again."), code="unsafe-image")
-    detail |= {"format": info.format, "seconds": round(time.monotonic() - started, 3)}
-    resync_quietly(host, names=[pool.name])
-    volume = StorageVolume.objects.filter(pool=pool, name=name).first()
-    _audit(actor, "volume.upload", volume or pool, detail, client_address)
-    if volume is None:
-        volume = StorageVolume.objects.create(
-            pool=pool,
-            name=name,
-            **{column: getattr(info, column) for column in VOLUME_COLUMNS},
-        )
-    return volume
-
-
-def open_volume_download(
-    volume: StorageVolume, *, actor, client_address: str | None = None
-) -> virt_storage.VolumeDownload:
-    """Start `virsh vol-download --sparse`: the caller streams `chunks()` and must `close()` it.
-
-    Reading a volume is reading a VM's disk, so it takes `storage.manage`, like every write."""
-    pool = volume.pool
-    host = pool.host
-    _authorize(actor, host, "volume.download", volume, client_address)
-    detail = {"pool": pool.name, "name": volume.name}
-    download = _on_host(
-        host,
-        lambda: virt_storage.open_download(host.uri, pool.name, volume.name),
-        actor=actor,
-        verb="volume.download",
-        target=volume,
-        detail=detail,
-        client_address=client_address,
-    )
-    _audit(actor, "volume.download", volume, detail | {"bytes": download.length}, client_address)
-    return download

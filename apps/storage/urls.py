@@ -15,4 +15,5 @@ urlpatterns = [
     path("pools/<int:pk>/<slug:action>/", views.pool_action, name="pool-action"),
     path("volumes/<int:pk>/resize/", views.volume_resize, name="volume-resize"),
     path("volumes/<int:pk>/delete/", views.volume_delete, name="volume-delete"),
+    path("uploads/<int:pk>/abort/", views.upload_abort, name="upload-abort"),
 ]

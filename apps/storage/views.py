@@ -17,9 +17,9 @@ from apps.accounts.permissions import get_object_or_deny, has_privilege
 from apps.core.errors import ServiceError
 from apps.core.http import action_response, client_address
 from apps.hosts.models import Host
-from apps.storage import services
+from apps.storage import services, transfers
 from apps.storage.forms import PoolForm, ResizeForm, VolumeForm
-from apps.storage.models import HostStorage, StoragePool, StorageVolume
+from apps.storage.models import HostStorage, StoragePool, StorageUpload, StorageVolume
 from apps.storage.selectors import pools_by_host
 
 _POOL_ACTIONS = {
@@ -58,6 +58,7 @@ def _upload_labels() -> dict[str, str]:
     """What the upload script says, translated here ({size}, {free}, {limit} are filled in there)."""
     return {
         "choose": _("Choose a file first."),
+        "resuming": _("The connection broke; resuming at {done}…"),
         "too_big": _("The file is {size}; the pool has only {free} free."),
         "over_limit": _("The file is {size}; uploads are limited to {limit}."),
         "sending": _("Sending {done} of {total} ({percent}%, {speed}/s)"),
@@ -73,17 +74,20 @@ def _upload_labels() -> dict[str, str]:
 @require_GET
 def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
     pool = _pool(request, pk)
-    volumes = list(pool.volumes.all())
+    uploads = list(pool.uploads.all())
+    uploading = {upload.name for upload in uploads}
+    volumes = [volume for volume in pool.volumes.all() if volume.name not in uploading]
     return render(
         request,
         "storage/pool.html",
         {
             "pool": pool,
             "volumes": volumes,
+            "uploads": uploads,
             "can_manage": has_privilege(request.user, pool.host, "storage.manage"),
             "volume_form": VolumeForm(),
             "resize_form": ResizeForm(auto_id=False),
-            "upload_limit": services.upload_limit_bytes(),
+            "upload_limit": transfers.upload_limit_bytes(),
             "upload_labels": _upload_labels(),
             "allocated_total": sum(volume.allocation_bytes for volume in volumes),
             "capacity_total": sum(volume.capacity_bytes for volume in volumes),
@@ -244,4 +248,21 @@ def volume_delete(request: HttpRequest, pk: int) -> HttpResponse:
         return action_response(request, ok=False, message=error.message, fallback_url=fallback)
     return action_response(
         request, ok=True, message=_("Volume %(name)s deleted.") % {"name": volume.name}, fallback_url=fallback
+    )
+
+
+@login_required
+@require_POST
+def upload_abort(request: HttpRequest, pk: int) -> HttpResponse:
+    upload = get_object_or_deny(StorageUpload.objects.select_related("pool__host"), request.user, pk, "storage.manage")
+    fallback = reverse("storage:pool-detail", args=[upload.pool_id])
+    try:
+        transfers.abort_upload(upload, actor=request.user, client_address=client_address(request))
+    except ServiceError as error:
+        return action_response(request, ok=False, message=error.message, fallback_url=fallback)
+    return action_response(
+        request,
+        ok=True,
+        message=_("Upload of %(name)s aborted; its volume was deleted.") % {"name": upload.name},
+        fallback_url=fallback,
     )

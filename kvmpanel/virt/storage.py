@@ -2,15 +2,15 @@
 
 Pools: list (with their volumes), define + build + start a directory pool, start, stop, autostart,
 refresh, delete (empty only). Volumes: create (sparse raw or qcow2, like `qemu-img create`), grow,
-delete, and upload/download through `virStream`, sparse where the host supports it (holes travel as
-hole markers instead of zeros). Everything returns the frozen dataclasses below and raises
-HypervisorError; names, paths and sizes are validated by the caller (apps/storage/services.py)
-before they get here.
+delete, write a part at an offset (uploads) and read back (downloads) through `virStream`, sparse
+where the host supports it (holes travel as hole markers instead of zeros). Everything returns the
+frozen dataclasses below and raises HypervisorError; names, paths and sizes are validated by the
+caller (apps/storage/validators.py, services.py) before they get here.
 """
 
 import contextlib
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import libvirt
@@ -362,88 +362,72 @@ def _send_all(stream: libvirt.virStream, data: bytes) -> None:
         data = data[stream.send(data) :]
 
 
-def upload_new_volume(
+def write_volume_part(
     uri: str,
     pool_name: str,
     volume_name: str,
     chunks: Iterable[bytes],
     *,
+    offset: int,
     length: int,
-    progress: Callable[[int], None] | None = None,
-) -> VolumeInfo:
-    """Create a volume of exactly `length` bytes and fill it from `chunks`, like
-    `virsh vol-create-as POOL NAME LENGTH --format raw; virsh vol-upload --sparse --pool POOL NAME FILE`.
+) -> None:
+    """Write `length` bytes from `chunks` into an existing volume at `offset`, like
+    `virsh vol-upload --sparse --offset OFFSET --length LENGTH --pool POOL NAME FILE`.
 
     The data travels through a libvirt stream (so a remote host needs no agent) a chunk at a time;
     all-zero chunks are sent as holes when the host supports sparse streams, so the volume stays
-    sparse. The pool is refreshed afterwards so libvirt reports the format it finds in the data
-    (qcow2, iso, raw). On any failure, including chunks that add up to more or less than `length`,
-    the stream is aborted and the new volume deleted: nothing half-written stays behind.
+    sparse. Chunks adding up to more or less than `length` abort the stream (HypervisorError,
+    code "invalid-argument"); what was already written at this offset may stay, so a caller
+    that gives up deletes the volume.
     """
-    xml_text = _volume_xml(volume_name, length, "raw")
 
-    def run(conn: libvirt.virConnect) -> VolumeInfo:
-        pool = conn.storagePoolLookupByName(pool_name)
-        volume = pool.createXML(xml_text, 0)
+    def run(conn: libvirt.virConnect) -> None:
+        volume = conn.storagePoolLookupByName(pool_name).storageVolLookupByName(volume_name)
+        stream = conn.newStream(0)
+        sparse = True
         try:
-            _stream_into(conn, volume, chunks, length, progress)
+            volume.upload(stream, offset, length, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() not in _UNSUPPORTED:
+                raise
+            sparse = False
+            stream = conn.newStream(0)
+            volume.upload(stream, offset, length, 0)
+        try:
+            _send_chunks(stream, chunks, length, sparse=sparse)
+            stream.finish()
         except BaseException:
             with contextlib.suppress(libvirt.libvirtError):
-                volume.delete(0)
+                stream.abort()
             raise
-        with contextlib.suppress(libvirt.libvirtError):  # refused while another upload runs in the pool
-            pool.refresh(0)
-            volume = pool.storageVolLookupByName(volume_name)
-        return _volume_info(volume)
 
-    return call(uri, run)
+    call(uri, run)
 
 
-def _stream_into(
-    conn: libvirt.virConnect,
-    volume: libvirt.virStorageVol,
-    chunks: Iterable[bytes],
-    length: int,
-    progress: Callable[[int], None] | None,
-) -> None:
-    stream = conn.newStream(0)
-    sparse = True
-    try:
-        volume.upload(stream, 0, length, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() not in _UNSUPPORTED:
-            raise
-        sparse = False
-        stream = conn.newStream(0)
-        volume.upload(stream, 0, length, 0)
+def _is_zero(chunk: bytes) -> bool:
+    return chunk == _ZERO_CHUNK if len(chunk) == STREAM_CHUNK_BYTES else not chunk.strip(b"\0")
+
+
+def _send_chunks(stream: libvirt.virStream, chunks: Iterable[bytes], length: int, *, sparse: bool) -> None:
     sent = 0
-    try:
-        for chunk in chunks:
-            if not chunk:
-                continue
-            if sent + len(chunk) > length:
-                raise HypervisorError(
-                    _("The upload is longer than the %(length)d bytes it announced.") % {"length": length},
-                    code="invalid-argument",
-                )
-            if sparse and (chunk == _ZERO_CHUNK if len(chunk) == STREAM_CHUNK_BYTES else not chunk.strip(b"\0")):
-                stream.sendHole(len(chunk), 0)
-            else:
-                _send_all(stream, chunk)
-            sent += len(chunk)
-            if progress is not None:
-                progress(sent)
-        if sent != length:
+    for chunk in chunks:
+        if not chunk:
+            continue
+        if sent + len(chunk) > length:
             raise HypervisorError(
-                _("The upload ended after %(sent)d of the %(length)d bytes it announced.")
-                % {"sent": sent, "length": length},
+                _("The data is longer than the %(length)d bytes announced.") % {"length": length},
                 code="invalid-argument",
             )
-        stream.finish()
-    except BaseException:
-        with contextlib.suppress(libvirt.libvirtError):
-            stream.abort()
-        raise
+        if sparse and _is_zero(chunk):
+            stream.sendHole(len(chunk), 0)
+        else:
+            _send_all(stream, chunk)
+        sent += len(chunk)
+    if sent != length:
+        raise HypervisorError(
+            _("The data ended after %(sent)d of the %(length)d bytes announced.") % {"sent": sent, "length": length},
+            code="invalid-argument",
+        )
 
 
 class VolumeDownload:

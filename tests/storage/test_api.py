@@ -154,22 +154,41 @@ def test_resize_wants_a_larger_whole_number(default_pool, storage_world):
         assert response.status_code == 400 and response.json()["detail"]
 
 
-def test_an_upload_must_be_the_raw_file(default_pool, storage_world):
-    url = reverse("pool-volume-upload", args=[default_pool.pk]) + "?name=x.iso"
-    response = api(storage_world.root).post(url, {"file": "x"})
-    assert response.status_code == 415
-    assert "application/octet-stream" in response.json()["detail"]
-    # (the test client sets no Content-Type for an empty body: give it, as a browser would)
-    empty = api(storage_world.root).generic("POST", url, b"", CONTENT_TYPE="application/octet-stream")
-    assert empty.status_code == 400 and "Content-Length" in empty.json()["detail"]
-    assert "x.iso" not in host_volume_names(default_pool)
-
-
-def test_an_upload_the_host_cannot_take_leaves_nothing(default_pool, storage_world):
-    url = reverse("pool-volume-upload", args=[default_pool.pk]) + "?name=up.iso"
-    response = api(storage_world.root).post(url, b"x" * 4096, content_type="application/octet-stream")
-    assert response.status_code == 409  # the test driver cannot stream
+def test_an_upload_session_starts_takes_raw_parts_and_aborts(default_pool, storage_world):
+    client = api(storage_world.root)
+    uploads = reverse("pool-upload-list", args=[default_pool.pk])
+    started = client.post(uploads, {"name": "up.iso", "size": 4096}, content_type="application/json")
+    assert started.status_code == 201, started.content
+    body = started.json()
+    assert (body["name"], body["size_bytes"], body["received_bytes"], body["part_bytes"]) == (
+        "up.iso",
+        4096,
+        0,
+        16 * MIB,
+    )
+    assert "up.iso" in host_volume_names(default_pool)
+    assert [row["name"] for row in api(storage_world.carol).get(uploads).json()["results"]] == ["up.iso"]
+    part = reverse("pool-upload-detail", args=[default_pool.pk, body["id"]])
+    wrong_type = client.put(part + "?offset=0", {"file": "x"}, content_type="application/json")
+    assert wrong_type.status_code == 415 and "application/octet-stream" in wrong_type.json()["detail"]
+    empty = client.generic("PUT", part + "?offset=0", b"", CONTENT_TYPE="application/octet-stream")
+    assert empty.status_code == 400 and empty.json()["detail"]
+    late = client.put(part + "?offset=100", b"x" * 16, content_type="application/octet-stream")
+    assert late.status_code == 409 and late.json()["code"] == "offset"
+    refused = client.put(part + "?offset=0", b"x" * 4096, content_type="application/octet-stream")
+    assert refused.status_code == 409  # the test driver cannot stream
+    assert api(storage_world.carol).delete(part).status_code == 403
+    assert client.delete(part).status_code == 204
     assert "up.iso" not in host_volume_names(default_pool)
+
+
+@pytest.mark.parametrize("body", [{"name": "a/b", "size": 10}, {"name": "ok.iso", "size": 0}, {"name": "ok.iso"}])
+def test_bad_upload_starts_get_a_400_with_a_detail(default_pool, storage_world, body):
+    response = api(storage_world.root).post(
+        reverse("pool-upload-list", args=[default_pool.pk]), body, content_type="application/json"
+    )
+    assert response.status_code == 400 and response.json()["detail"]
+    assert host_volume_names(default_pool) == {f"vm000{i}.qcow2" for i in range(4)}
 
 
 def test_downloads_need_storage_manage(default_pool, storage_world):

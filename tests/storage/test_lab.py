@@ -12,17 +12,18 @@ import shutil
 import subprocess
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.accounts.services import create_api_token, grant_role
 from apps.core.errors import ServiceError
-from apps.storage import services
-from apps.storage.models import StoragePool, StorageVolume
+from apps.storage import services, transfers
+from apps.storage.models import StoragePool, StorageUpload, StorageVolume
 from apps.storage.sync import sync_pools
 from kvmpanel.virt import storage as virt_storage
 from kvmpanel.virt.errors import HypervisorError
@@ -172,12 +173,30 @@ class PanelClient:
         connection.request(method, path, body=body, headers=all_headers)
         return connection, connection.getresponse()
 
-    def upload(self, pool: StoragePool, name: str, data: bytes):
-        path = reverse("pool-volume-upload", args=[pool.pk]) + "?" + urlencode({"name": name})
-        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
-        connection, response = self.request("POST", path, io.BytesIO(data), headers)
+    def json(self, method: str, path: str, payload: dict | None = None) -> tuple[int, dict]:
+        body = json.dumps(payload).encode() if payload is not None else None
+        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        connection, response = self.request(method, path, body, headers)
         with contextlib.closing(connection):
             return response.status, json.loads(response.read() or b"{}")
+
+    def upload(self, pool: StoragePool, name: str, data: bytes, part_bytes: int = 16 * MIB) -> tuple[int, dict]:
+        """The browser's protocol: start, then one PUT per part; (status, the volume or the refusal)."""
+        status, started = self.json(
+            "POST", reverse("pool-upload-list", args=[pool.pk]), {"name": name, "size": len(data)}
+        )
+        if status != 201:
+            return status, started
+        path = reverse("pool-upload-detail", args=[pool.pk, started["id"]])
+        for offset in range(0, len(data), part_bytes):
+            part = data[offset : offset + part_bytes]
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(part))}
+            connection, response = self.request("PUT", f"{path}?offset={offset}", io.BytesIO(part), headers)
+            with contextlib.closing(connection):
+                status, answer = response.status, json.loads(response.read() or b"{}")
+            if status != 200:
+                return status, answer
+        return 201, answer["volume"]
 
     def download(self, volume_id: int, pool: StoragePool) -> tuple[int, bytes, dict]:
         connection, response = self.request("GET", reverse("pool-volume-download", args=[pool.pk, volume_id]))
@@ -247,31 +266,73 @@ def test_uploads_with_bad_names_or_beyond_the_pools_space_are_refused(panel, ope
     for name in ("t-a/b.iso", "..", "t-<x>.iso", "t" * 300, "t-é.iso"):
         status, body = client.upload(test_pool, name, b"x" * 1024)
         assert status == 400 and body["detail"], name
-    # More than the pool has free is refused before a byte goes to the host (over HTTP that would
-    # first need the whole body on the panel's disk, so the service is asked directly).
+    # More than the pool has free is refused when the upload starts, before a byte is sent.
     free = virt_storage.pool_info(lab_host.uri, test_pool.name).available_bytes
-    settings.KVMPANEL_STORAGE_UPLOAD_MAX_BYTES = 2 * free
+    status, body = client.json(
+        "POST", reverse("pool-upload-list", args=[test_pool.pk]), {"name": "t-big.iso", "size": free + 1}
+    )
+    assert status == 400 and "bytes" in body["detail"]  # beyond the pool (or the panel's upload limit)
+    settings.KVMPANEL_STORAGE_UPLOAD_MAX_BYTES = 2 * free  # (in this process: the panel keeps its own)
     with pytest.raises(ServiceError) as refused:
-        services.validate_upload(test_pool, name="t-big.iso", length=free + 1)
+        transfers.validate_upload(test_pool, name="t-big.iso", size=free + 1)
     assert "free" in refused.value.message
     assert list(Path(test_pool.path).iterdir()) == []
 
 
-def test_an_aborted_upload_leaves_nothing(panel, operator, test_pool):
+def test_an_upload_cut_off_mid_part_then_abandoned_leaves_nothing(panel, operator, test_pool):
     import socket
 
-    token = token_for(operator, operator)
-    path = reverse("pool-volume-upload", args=[test_pool.pk]) + "?name=t-aborted.img"
+    client = PanelClient(panel, token_for(operator, operator))
+    status, started = client.json(
+        "POST", reverse("pool-upload-list", args=[test_pool.pk]), {"name": "t-cut.img", "size": 16 * MIB}
+    )
+    assert status == 201
+    part = reverse("pool-upload-detail", args=[test_pool.pk, started["id"]]) + "?offset=0"
     with socket.create_connection(("127.0.0.1", panel.port)) as sock:
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {token}\r\n"
-            f"Content-Type: application/octet-stream\r\nContent-Length: {16 * MIB}\r\n\r\n"
+            f"PUT {part} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {client.token}\r\n"
+            f"Content-Type: application/octet-stream\r\nContent-Length: {8 * MIB}\r\n\r\n"
         )
-        sock.sendall(head.encode() + os.urandom(2 * MIB))
-    time.sleep(1.0)
-    sync_pools(test_pool.host, names=[test_pool.name])
+        sock.sendall(head.encode() + os.urandom(2 * MIB))  # then the connection drops
+    time.sleep(0.5)
+    upload = StorageUpload.objects.get(pk=started["id"])
+    assert upload.received_bytes == 0  # the cut part never counted
+    # The client resumes where the panel says, and finishes.
+    data = os.urandom(16 * MIB)
+    path = reverse("pool-upload-detail", args=[test_pool.pk, started["id"]])
+    for offset in (0, 8 * MIB):
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(8 * MIB)}
+        connection, response = client.request(
+            "PUT", f"{path}?offset={offset}", data[offset : offset + 8 * MIB], headers
+        )
+        with contextlib.closing(connection):
+            assert response.status == 200, response.read()
+    assert (Path(test_pool.path) / "t-cut.img").read_bytes() == data
+    # Another upload, left idle, is reaped with its volume.
+    status, started = client.json(
+        "POST", reverse("pool-upload-list", args=[test_pool.pk]), {"name": "t-idle.img", "size": MIB}
+    )
+    assert (Path(test_pool.path) / "t-idle.img").exists()
+    StorageUpload.objects.filter(pk=started["id"]).update(updated_at=timezone.now() - timedelta(hours=2))
+    assert transfers.reap_idle_uploads() == ["t-idle.img"]
+    assert not (Path(test_pool.path) / "t-idle.img").exists()
+
+
+def test_an_upload_aborted_through_the_api_leaves_nothing(panel, operator, test_pool):
+    client = PanelClient(panel, token_for(operator, operator))
+    status, started = client.json(
+        "POST", reverse("pool-upload-list", args=[test_pool.pk]), {"name": "t-ab.img", "size": 16 * MIB}
+    )
+    path = reverse("pool-upload-detail", args=[test_pool.pk, started["id"]])
+    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(8 * MIB)}
+    connection, response = client.request("PUT", f"{path}?offset=0", os.urandom(8 * MIB), headers)
+    with contextlib.closing(connection):
+        assert response.status == 200
+    assert (Path(test_pool.path) / "t-ab.img").exists()
+    status, _body = client.json("DELETE", path)
+    assert status == 204
     assert list(Path(test_pool.path).iterdir()) == []
-    assert not StorageVolume.objects.filter(name="t-aborted.img").exists()
+    assert not StorageUpload.objects.exists() and not StorageVolume.objects.filter(name="t-ab.img").exists()
 
 
 def test_strangers_and_viewers_cannot_upload_or_download(panel, operator, lab_host, test_pool):

@@ -48,7 +48,7 @@ def test_the_pool_page_shows_capacity_and_allocation_of_each_volume(
     assert 'title="1073741824 B"' in html and 'title="204800 B"' in html
     for command in ("virsh vol-list --pool default --details", "virsh vol-create-as default", "vol-upload --sparse"):
         assert command in html
-    assert reverse("pool-volume-upload", args=[default_pool.pk]) in html
+    assert reverse("pool-upload-list", args=[default_pool.pk]) in html
 
 
 def test_the_pool_page_offers_no_changes_to_a_viewer(default_pool, storage_world):
@@ -120,3 +120,20 @@ def test_pool_and_volume_buttons_call_their_services(default_pool, storage_world
     full = client.post(reverse("storage:pool-delete", args=[default_pool.pk]), follow=True)
     assert "not empty" in full.content.decode()
     assert client.post(reverse("storage:pool-action", args=[default_pool.pk, "explode"])).status_code == 404
+
+
+def test_an_upload_in_progress_shows_with_its_progress_and_can_be_aborted(default_pool, storage_world):
+    from apps.storage import transfers
+    from apps.storage.models import StorageUpload
+
+    upload = transfers.start_upload(default_pool, actor=storage_world.root, name="half.iso", size=4 * MIB)
+    StorageUpload.objects.filter(pk=upload.pk).update(received_bytes=MIB)
+    client = client_for(storage_world.root)
+    html = client.get(reverse("storage:pool-detail", args=[default_pool.pk])).content.decode()
+    assert 'data-upload="half.iso"' in html and "uploading: 25%" in html
+    assert reverse("storage:upload-abort", args=[upload.pk]) in html
+    response = client.post(reverse("storage:upload-abort", args=[upload.pk]), follow=True)
+    assert "Upload of half.iso aborted" in response.content.decode()
+    assert not StorageUpload.objects.exists()
+    names = {v.name for v in virt_storage.list_pools(default_pool.host.uri, names=["default"])[0].volumes}
+    assert "half.iso" not in names
