@@ -15,7 +15,7 @@ from apps.hosts.models import Host
 from apps.jobs.models import Job
 from apps.jobs.registry import JobKind, register
 from apps.jobs.services import enqueue_job
-from apps.storage.models import StoragePool, StorageVolume
+from apps.storage.models import HostStorage, StoragePool, StorageVolume
 from apps.storage.sync import resync_quietly
 from apps.vms.models import VirtualMachine
 from apps.vms.os_variants import DEFAULT_VARIANT, OS_VARIANTS
@@ -201,7 +201,9 @@ def _clean_iso(host: Host, facts: HostFacts, params: dict) -> tuple[str, str, st
 
 def wizard_choices(host: Host) -> tuple[list[str], list[tuple[str, str]]]:
     """The host's active pools and the ISO images in them, from the storage inventory (no libvirt
-    call while the wizard renders)."""
+    call while the wizard renders, except once for a host whose storage was never synced)."""
+    if not HostStorage.objects.filter(host=host).exists():
+        resync_quietly(host)
     pools = list(StoragePool.objects.filter(host=host, active=True).order_by("name").values_list("name", flat=True))
     isos = (
         StorageVolume.objects.filter(pool__host=host, pool__active=True)
@@ -295,7 +297,7 @@ def _run_create(ctx) -> dict[str, Any]:
     params = ctx.job.params
     host = ctx.job.host
     name = params["name"]
-    ctx.progress(percent=1, bytes_total=params["disk_size_bytes"], phase="creating disk")
+    ctx.progress(percent=1, phase="creating disk")
     disk_path = _ensure_disk(ctx, host, params)
     ctx.check_cancel()
 
