@@ -263,6 +263,8 @@ KVMPANEL_CONSOLE_MAX_MESSAGE_BYTES = env_int("KVMPANEL_CONSOLE_MAX_MESSAGE_BYTES
 
 # Jobs (apps/jobs): a running job whose heartbeat is older than this is failed ("the worker stopped").
 KVMPANEL_JOB_STALE_SECONDS = env_int("KVMPANEL_JOB_STALE_SECONDS", 60)
+# How long a vm.create job in install mode waits for the installer to power the VM off.
+KVMPANEL_INSTALL_TIMEOUT_SECONDS = env_int("KVMPANEL_INSTALL_TIMEOUT_SECONDS", 3 * 3600)
 # Celery beat runs the reaper, so a job whose worker died is failed and cleaned up even when no other
 # job starts (a dead worker on this machine is noticed at the next run; elsewhere by the heartbeat).
 CELERY_BEAT_SCHEDULE = {

@@ -2,8 +2,10 @@
 both jobs run in-process by the runner (success, and the cleanup after a failure)."""
 
 import xml.etree.ElementTree as ET
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.accounts.services import grant_role
@@ -342,6 +344,26 @@ def test_a_create_that_fails_leaves_no_volume_and_no_vm(world, monkeypatch):
     assert not StorageVolume.objects.filter(pool__host=world.host, name="web1.qcow2").exists()
 
 
+def test_what_a_dead_worker_made_is_removed_when_its_job_is_reaped(world):
+    job = provisioning.create_vm(world.host, params(), actor=world.oscar)
+
+    def worker_dies(vm, action, *, actor, client_address=None):
+        raise SystemExit("killed")  # not an Exception: the runner cannot catch it, like a SIGKILL
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vm_services, "run_lifecycle", worker_dies)
+        with pytest.raises(SystemExit):
+            runner.run_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING and set(job.state) >= {"uuid", "volume"}
+    assert domain.domain_exists(world.host.uri, uuid=job.state["uuid"]) and in_pool(world.host, "web1.qcow2")
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert runner.reap_dead_jobs() == [job.pk]
+    assert not domain.domain_exists(world.host.uri, uuid=job.state["uuid"])
+    assert not in_pool(world.host, "web1.qcow2")
+    assert not VirtualMachine.objects.filter(name="web1").exists()
+
+
 def test_a_vm_defined_meanwhile_under_the_same_name_is_left_alone(world):
     job = provisioning.create_vm(world.host, params(), actor=world.oscar)
     # Someone defines "web1" outside the panel after the request was accepted.
@@ -361,6 +383,19 @@ def test_a_running_vm_is_not_cloned(world):
         provisioning.clone_vm(world.running_vm, {}, actor=world.root)
     assert refused.value.status == 409
     assert "shut the VM down or pause it first" in refused.value.message
+    assert not Job.objects.exists()
+
+
+def test_a_paused_vm_may_be_cloned(world):
+    paused = vm_services.run_lifecycle(world.running_vm, "suspend", actor=world.root)
+    assert provisioning.validate_clone(paused, {})["name"] == f"{paused.name}-clone"
+
+
+@pytest.mark.parametrize("name", [n for n in BAD_NAMES if n not in ("", "  ", None)], ids=repr)
+def test_bad_clone_names_are_refused(world, name):
+    with pytest.raises(provisioning.FieldError) as refused:
+        provisioning.clone_vm(world.vm, {"name": name}, actor=world.root)
+    assert (refused.value.field, refused.value.status) == ("name", 400)
     assert not Job.objects.exists()
 
 

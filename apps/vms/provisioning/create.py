@@ -142,7 +142,7 @@ def validate_create(host: Host, params: dict[str, Any]) -> dict[str, Any]:
         free_volume_name(host, "name", disk_pool.name, volume_name)
     except HypervisorError as error:
         raise from_hypervisor(error, host_name=host.name) from error
-    default_timeout = getattr(settings, "KVMPANEL_INSTALL_TIMEOUT_SECONDS", 3 * 3600)
+    default_timeout = settings.KVMPANEL_INSTALL_TIMEOUT_SECONDS
     timeout = whole_number(
         params,
         "install_timeout_seconds",
