@@ -58,11 +58,16 @@
     if (file && !nameInput.value) nameInput.value = suggestName(file.name);
   });
 
+  // app.css styles buttons display:inline-block, which beats the hidden attribute: use its class.
+  function show(element, visible) {
+    element.classList.toggle("hidden", !visible);
+  }
+
   function busy(on) {
     submit.disabled = on;
     fileInput.disabled = on;
     nameInput.disabled = on;
-    cancel.hidden = !on;
+    show(cancel, on);
   }
 
   const PART_BYTES = 16 * 1024 * 1024;
@@ -123,11 +128,12 @@
     const partBytes = begun.body.part_bytes || PART_BYTES;
     const partUrl = form.dataset.url + begun.body.id + "/";
     activeUpload = partUrl;
+    showProgress(0, file.size, started);
     let offset = 0;
     let retries = 0;
     while (offset < file.size) {
       const end = Math.min(offset + partBytes, file.size);
-      if (end === file.size) cancel.hidden = true; // the last part finishes the volume: too late to take back
+      if (end === file.size) show(cancel, false); // the last part finishes the volume: too late to take back
       let answer;
       try {
         answer = await send(
@@ -170,21 +176,21 @@
     if (file.size > available) return say(fill(labels.too_big, { size: human(file.size), free: human(available) }), true);
     const name = nameInput.value.trim() || suggestName(file.name);
     cancelled = false;
-    progress.hidden = false;
+    show(progress, true);
     progress.value = 0;
     busy(true);
     upload(file, name).then(
       () => {
         activeUpload = null;
         busy(false);
-        cancel.hidden = true;
+        show(cancel, false);
         say(labels.done);
         form.dataset.uploaded = name;
         window.setTimeout(() => window.location.reload(), 600);
       },
       (error) => {
         busy(false);
-        progress.hidden = true;
+        show(progress, false);
         if (cancelled) {
           say(labels.cancelled, true);
           window.setTimeout(() => window.location.reload(), 600);
