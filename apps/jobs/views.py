@@ -80,10 +80,12 @@ def _progress_facts(job, elapsed: float | None) -> dict:
             "done": human_bytes(job.bytes_done),
             "total": human_bytes(job.bytes_total),
         }
-        if job.status == JobStatus.RUNNING and elapsed and job.bytes_done:
+        if elapsed and job.bytes_done and job.status in (JobStatus.RUNNING, JobStatus.SUCCEEDED):
+            # While running: the average so far (the script then follows the recent rate); after: the average.
             rate = job.bytes_done / elapsed
             facts["rate"] = _("%(rate)s/s") % {"rate": human_bytes(rate)}
-            facts["eta"] = _("%(time)s left") % {"time": clock((job.bytes_total - job.bytes_done) / rate)}
+            if job.status == JobStatus.RUNNING and job.bytes_done < job.bytes_total:
+                facts["eta"] = _("%(time)s left") % {"time": clock((job.bytes_total - job.bytes_done) / rate)}
     return facts
 
 

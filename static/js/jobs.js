@@ -93,8 +93,11 @@
     element.setAttribute("aria-valuenow", String(job.percent));
   }
 
-  function applyJob(job) {
+  // Each element follows one stream, so messages arrive in order and a bar never steps back: the job
+  // page's own header follows /ws/jobs/<id>/ (`onlyPage`), everything else follows /ws/jobs/.
+  function applyJob(job, onlyPage) {
     document.querySelectorAll('[data-job-id="' + job.id + '"]').forEach((scope) => {
+      if ((scope.id === "job-page") !== Boolean(onlyPage)) return;
       scope.dataset.status = job.status;
       scope.querySelectorAll('[data-field="status"]').forEach((el) => setStatus(el, job.status));
       scope.querySelectorAll('[data-field="progress"]').forEach((el) => setProgress(el, job));
@@ -259,17 +262,19 @@
     setText("job-phase", job.phase || "");
     if (!job.bytes_total) return;
     setText("job-bytes", fill(labels.bytes, { done: humanBytes(job.bytes_done), total: humanBytes(job.bytes_total) }));
+    // Finished: the summary comes again from the server, with the average rate.
+    if (job.status !== "running") return;
+    const now = performance.now();
+    samples.push([now, job.bytes_done]);
+    while (samples.length > 2 && now - samples[1][0] > 20000) samples.shift();
+    const [since, bytesThen] = samples[0];
+    const seconds = (now - since) / 1000;
     let rate = "";
     let eta = "";
-    if (job.status === "running") {
-      const now = performance.now();
-      samples.push([now, job.bytes_done]);
-      while (samples.length > 2 && now - samples[1][0] > 20000) samples.shift();
-      const [since, bytesThen] = samples[0];
-      const seconds = (now - since) / 1000;
-      if (seconds >= 0.5 && job.bytes_done > bytesThen) {
-        const perSecond = (job.bytes_done - bytesThen) / seconds;
-        rate = fill(labels.rate, { rate: humanBytes(perSecond) });
+    if (seconds >= 0.5 && job.bytes_done > bytesThen) {
+      const perSecond = (job.bytes_done - bytesThen) / seconds;
+      rate = fill(labels.rate, { rate: humanBytes(perSecond) });
+      if (job.bytes_done < job.bytes_total) {
         eta = fill(labels.eta, { time: clock((job.bytes_total - job.bytes_done) / perSecond) });
       }
     }
@@ -301,7 +306,7 @@
     },
     message(message) {
       if (message.type === "progress") {
-        applyJob(message.payload);
+        applyJob(message.payload, true);
         showTransfer(message.payload);
         if (message.payload.status !== status && message.payload.status === "running") {
           status = "running";
@@ -311,7 +316,7 @@
         if (message.payload.id) appendLines([message.payload]);
         else fetchLog();
       } else if (message.type === "finished") {
-        applyJob(message.payload);
+        applyJob(message.payload, true);
         showTransfer(message.payload);
         fetchLog();
         refreshSummary();

@@ -6,6 +6,8 @@ The worker is started only once the job page is open, so the test sees every ste
 """
 
 import os
+import re
+import uuid
 
 import pytest
 from playwright.sync_api import expect
@@ -13,8 +15,13 @@ from playwright.sync_api import expect
 from apps.accounts.services import grant_role
 from apps.jobs import services
 from apps.jobs.models import Job
+from apps.storage.sync import sync_pools
+from apps.vms import services as vm_services
+from apps.vms.models import VirtualMachine
+from kvmpanel.virt import xml as domain_xml
 from tests.conftest import ARTIFACTS, make_user
 from tests.support.browser import log_in
+from tests.support.lab import GUEST_PREFIX
 from tests.support.worker import start_worker, stop_worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.lab]
@@ -25,6 +32,21 @@ def storage_admin(lab_host, operator, username: str):
     user = make_user(username)
     grant_role(actor=operator, role="Administrator", scope=lab_host.scope, user=user)
     return user
+
+
+# Every value the job page's progress bar takes, in order (the summary is re-rendered on start and end,
+# so the whole page is watched rather than one element).
+WATCH_THE_BAR = """() => {
+  window.__bar = [];
+  const note = () => {
+    const bar = document.getElementById("job-progress");
+    const value = bar && bar.getAttribute("aria-valuenow");
+    if (value !== null && window.__bar[window.__bar.length - 1] !== Number(value)) window.__bar.push(Number(value));
+  };
+  note();
+  const page = document.getElementById("job-page");
+  new MutationObserver(note).observe(page, { subtree: true, childList: true, attributes: true });
+}"""
 
 
 def volume_job(user, lab_host, name: str):
@@ -119,3 +141,43 @@ def test_a_queued_job_is_cancelled_from_its_page_and_the_panel_remembers_being_f
     page.locator("#task-panel-toggle").click()
     expect(page.locator("#task-panel-body")).to_be_visible()
     browser.assert_clean()
+
+
+def test_a_clone_shows_its_bytes_and_ends_with_a_link_to_the_new_vm(
+    browser, panel, lab, lab_host, operator, data_volume
+):
+    page = browser.page
+    user = storage_admin(lab_host, operator, "cloner")
+    name = f"{GUEST_PREFIX}src-{uuid.uuid4().hex[:6]}"
+    disk = data_volume(capacity_bytes=64 << 20, data_bytes=24 << 20)
+    spec = vm_services.tiny_guest_spec(name, disk_path=disk, iso_path="")  # no CD-ROM: only its own disk
+    source = vm_services.define_vm(lab_host, domain_xml.build_domain_xml(spec), actor=operator)
+    sync_pools(lab_host)  # the clone's target pool is checked against the storage inventory
+    job = services.enqueue_job("vm.clone", actor=user, vm=source, params={})
+    log_in(page, panel, user.username)
+    page.goto(f"{panel.url}/jobs/{job.pk}/")
+    expect(page.locator("h1")).to_contain_text(f"Clone VM · {name}")
+    page.wait_for_function("window.kvmpanelJobs.jobConnected", timeout=5000)
+    page.evaluate(WATCH_THE_BAR)
+    page.evaluate("window.__notReloaded = true")
+
+    worker = start_worker("jobs-ui-worker")
+    try:
+        expect(page.locator("#job-status")).to_have_text("succeeded", timeout=60000)
+        link = page.locator("#job-result-link")
+        expect(link).to_have_text(f"Open VM {name}-clone")
+        assert page.evaluate("window.__notReloaded") is True
+        bar = page.evaluate("window.__bar")
+        assert bar[0] == 0 and bar[-1] == 100 and bar == sorted(bar), bar  # it only moved forward
+        assert any(0 < value < 100 for value in bar), bar
+        expect(page.locator("#job-bytes")).to_have_text(re.compile(r"^(\d+\.\d MiB) of \1$"))
+        expect(page.locator("#job-rate")).to_have_text(re.compile(r" MiB/s$"))  # the average, once done
+        expect(page.locator("#job-eta")).to_have_text("")
+        page.screenshot(path=str(ARTIFACTS / "job-clone-succeeded.png"), full_page=True)
+        clone = VirtualMachine.objects.get(name=f"{name}-clone")
+        link.click()
+        expect(page).to_have_url(f"{panel.url}/vms/{clone.pk}/")
+        expect(page.locator("h1")).to_contain_text(clone.name)
+        browser.assert_clean()
+    finally:
+        stop_worker(worker)

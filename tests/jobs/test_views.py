@@ -131,8 +131,10 @@ def test_the_job_page_shows_progress_in_bytes_with_rate_and_time_left(world):
     assert 'id="job-status"' in content and ">running<" in content
     assert 'id="job-progress"' in content and 'value="50"' in content and 'aria-valuenow="50"' in content
     assert "512.0 MiB of 1.0 GiB" in content
-    assert re.search(r">5[01]\.\d MiB/s<", content)  # half a GiB in ten seconds (and the request's time)
-    assert re.search(r">0:(09|10) left<", content)
+    # Half a GiB in ten seconds (plus however long the request took on a busy machine).
+    rate = float(re.search(r">(\d+\.\d) MiB/s<", content)[1])
+    assert 40 <= rate <= 51.2
+    assert re.search(r">0:(09|1[0-3]) left<", content)
     assert "Copying &lt;disk&gt; &amp; more" in content  # log lines are text, never markup
     assert 'id="job-cancel"' in content
     assert "virsh vol-create-as default data.qcow2 1073741824 --format qcow2" in content
