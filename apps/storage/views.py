@@ -4,6 +4,8 @@ Uploads and downloads go through the API endpoints (the pool page's script sends
 request body with progress; the download link is the API's streaming response).
 """
 
+from collections.abc import Callable
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -101,7 +103,9 @@ def pool_add(request: HttpRequest) -> HttpResponse:
     hosts = Host.objects.restrict(request.user, "storage.manage").defer("pools", "networks")
     if not hosts.exists():
         raise PermissionDenied
-    initial = {"host": request.GET.get("host")} if request.GET.get("host", "").isdigit() else {}
+    chosen = request.GET.get("host", "")
+    only = list(hosts[:2])
+    initial = {"host": chosen} if chosen.isdigit() else {"host": only[0].pk} if len(only) == 1 else {}
     form = PoolForm(request.POST or None, hosts=hosts, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -132,6 +136,15 @@ def pool_add(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _act(request: HttpRequest, fallback: str, work: Callable[[], str]) -> HttpResponse:
+    """Run one service call: its ServiceError is shown as the refusal, its return as the success."""
+    try:
+        message = work()
+    except ServiceError as error:
+        return action_response(request, ok=False, message=error.message, fallback_url=fallback)
+    return action_response(request, ok=True, message=message, fallback_url=fallback)
+
+
 @login_required
 @require_POST
 def pool_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
@@ -139,12 +152,12 @@ def pool_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         raise Http404
     service, done = _POOL_ACTIONS[action]
     pool = _pool(request, pk, "storage.manage")
-    fallback = reverse("storage:pool-detail", args=[pool.pk])
-    try:
+
+    def work() -> str:
         service(pool, actor=request.user, client_address=client_address(request))
-    except ServiceError as error:
-        return action_response(request, ok=False, message=error.message, fallback_url=fallback)
-    return action_response(request, ok=True, message=done % {"pool": pool.name}, fallback_url=fallback)
+        return done % {"pool": pool.name}
+
+    return _act(request, reverse("storage:pool-detail", args=[pool.pk]), work)
 
 
 @login_required
@@ -152,13 +165,13 @@ def pool_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 def pool_autostart(request: HttpRequest, pk: int) -> HttpResponse:
     pool = _pool(request, pk, "storage.manage")
     enabled = request.POST.get("enabled") == "1"
-    fallback = reverse("storage:pool-detail", args=[pool.pk])
-    try:
+
+    def work() -> str:
         services.set_pool_autostart(pool, enabled, actor=request.user, client_address=client_address(request))
-    except ServiceError as error:
-        return action_response(request, ok=False, message=error.message, fallback_url=fallback)
-    message = _("Pool %(pool)s now starts with the host.") if enabled else _("Pool %(pool)s no longer autostarts.")
-    return action_response(request, ok=True, message=message % {"pool": pool.name}, fallback_url=fallback)
+        message = _("Pool %(pool)s now starts with the host.") if enabled else _("Pool %(pool)s no longer autostarts.")
+        return message % {"pool": pool.name}
+
+    return _act(request, reverse("storage:pool-detail", args=[pool.pk]), work)
 
 
 @login_required
@@ -183,24 +196,23 @@ def pool_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def host_refresh(request: HttpRequest, host_pk: int) -> HttpResponse:
     host = get_object_or_deny(Host.objects.all(), request.user, host_pk, "storage.manage")
-    fallback = reverse("storage:list")
-    try:
+
+    def work() -> str:
         pools = services.refresh_host_pools(host, actor=request.user, client_address=client_address(request))
-    except ServiceError as error:
-        return action_response(request, ok=False, message=error.message, fallback_url=fallback)
-    message = _("%(host)s: %(count)d pool(s) rescanned.") % {"host": host.name, "count": len(pools)}
-    return action_response(request, ok=True, message=message, fallback_url=fallback)
+        return _("%(host)s: %(count)d pool(s) rescanned.") % {"host": host.name, "count": len(pools)}
+
+    return _act(request, reverse("storage:list"), work)
 
 
 @login_required
 @require_POST
 def volume_create(request: HttpRequest, pk: int) -> HttpResponse:
     pool = _pool(request, pk, "storage.manage")
-    fallback = reverse("storage:pool-detail", args=[pool.pk])
     form = VolumeForm(request.POST)
-    if not form.is_valid():
-        return action_response(request, ok=False, message=_form_error(form), fallback_url=fallback)
-    try:
+
+    def work() -> str:
+        if not form.is_valid():
+            raise ServiceError(_form_error(form))
         volume = services.create_volume(
             pool,
             actor=request.user,
@@ -209,60 +221,51 @@ def volume_create(request: HttpRequest, pk: int) -> HttpResponse:
             capacity_bytes=form.cleaned_data["capacity"],
             client_address=client_address(request),
         )
-    except ServiceError as error:
-        return action_response(request, ok=False, message=error.message, fallback_url=fallback)
-    message = _("Volume %(name)s created (%(format)s, %(size)d bytes, sparse).") % {
-        "name": volume.name,
-        "format": volume.format,
-        "size": volume.capacity_bytes,
-    }
-    return action_response(request, ok=True, message=message, fallback_url=fallback)
+        return _("Volume %(name)s created (%(format)s, %(size)d bytes, sparse).") % {
+            "name": volume.name,
+            "format": volume.format,
+            "size": volume.capacity_bytes,
+        }
+
+    return _act(request, reverse("storage:pool-detail", args=[pool.pk]), work)
 
 
 @login_required
 @require_POST
 def volume_resize(request: HttpRequest, pk: int) -> HttpResponse:
     volume = _volume(request, pk, "storage.manage")
-    fallback = reverse("storage:pool-detail", args=[volume.pool_id])
     form = ResizeForm(request.POST)
-    if not form.is_valid():
-        return action_response(request, ok=False, message=_form_error(form), fallback_url=fallback)
-    try:
-        volume = services.resize_volume(
+
+    def work() -> str:
+        if not form.is_valid():
+            raise ServiceError(_form_error(form))
+        grown = services.resize_volume(
             volume, form.cleaned_data["capacity"], actor=request.user, client_address=client_address(request)
         )
-    except ServiceError as error:
-        return action_response(request, ok=False, message=error.message, fallback_url=fallback)
-    message = _("Volume %(name)s is now %(size)d bytes.") % {"name": volume.name, "size": volume.capacity_bytes}
-    return action_response(request, ok=True, message=message, fallback_url=fallback)
+        return _("Volume %(name)s is now %(size)d bytes.") % {"name": grown.name, "size": grown.capacity_bytes}
+
+    return _act(request, reverse("storage:pool-detail", args=[volume.pool_id]), work)
 
 
 @login_required
 @require_POST
 def volume_delete(request: HttpRequest, pk: int) -> HttpResponse:
     volume = _volume(request, pk, "storage.manage")
-    fallback = reverse("storage:pool-detail", args=[volume.pool_id])
-    try:
+
+    def work() -> str:
         services.delete_volume(volume, actor=request.user, client_address=client_address(request))
-    except ServiceError as error:
-        return action_response(request, ok=False, message=error.message, fallback_url=fallback)
-    return action_response(
-        request, ok=True, message=_("Volume %(name)s deleted.") % {"name": volume.name}, fallback_url=fallback
-    )
+        return _("Volume %(name)s deleted.") % {"name": volume.name}
+
+    return _act(request, reverse("storage:pool-detail", args=[volume.pool_id]), work)
 
 
 @login_required
 @require_POST
 def upload_abort(request: HttpRequest, pk: int) -> HttpResponse:
     upload = get_object_or_deny(StorageUpload.objects.select_related("pool__host"), request.user, pk, "storage.manage")
-    fallback = reverse("storage:pool-detail", args=[upload.pool_id])
-    try:
+
+    def work() -> str:
         transfers.abort_upload(upload, actor=request.user, client_address=client_address(request))
-    except ServiceError as error:
-        return action_response(request, ok=False, message=error.message, fallback_url=fallback)
-    return action_response(
-        request,
-        ok=True,
-        message=_("Upload of %(name)s aborted; its volume was deleted.") % {"name": upload.name},
-        fallback_url=fallback,
-    )
+        return _("Upload of %(name)s aborted; its volume was deleted.") % {"name": upload.name}
+
+    return _act(request, reverse("storage:pool-detail", args=[upload.pool_id]), work)
