@@ -7,6 +7,7 @@ from apps.core import views as core_views
 from apps.hosts.api import HostViewSet
 from apps.jobs.api import JobViewSet
 from apps.storage.api import StoragePoolViewSet, StorageUploadViewSet, StorageVolumeViewSet
+from apps.vms import api_disks
 from apps.vms.api import VirtualMachineViewSet
 
 router = DefaultRouter()
@@ -25,6 +26,29 @@ urlpatterns = [
     path("hosts/", include("apps.hosts.urls")),
     path("storage/", include("apps.storage.urls")),
     path("jobs/", include("apps.jobs.urls")),
+    path("api/v1/vms/<int:vm_id>/disks/", api_disks.DiskListView.as_view(), name="vm-disk-list"),
+    path("api/v1/vms/<int:vm_id>/disks/<str:target>/", api_disks.DiskDetailView.as_view(), name="vm-disk-detail"),
+    path(
+        "api/v1/vms/<int:vm_id>/disks/<str:target>/resize/", api_disks.DiskResizeView.as_view(), name="vm-disk-resize"
+    ),
+    path(
+        "api/v1/vms/<int:vm_id>/disks/<str:target>/convert/",
+        api_disks.DiskConvertView.as_view(),
+        name="vm-disk-convert",
+    ),
+    path("api/v1/vms/<int:vm_id>/disks/<str:target>/move/", api_disks.DiskMoveView.as_view(), name="vm-disk-move"),
+    path("api/v1/vms/<int:vm_id>/disks/<str:target>/media/", api_disks.DiskMediaView.as_view(), name="vm-disk-media"),
+    path("api/v1/vms/<int:vm_id>/snapshots/", api_disks.SnapshotListView.as_view(), name="vm-snapshot-list"),
+    path(
+        "api/v1/vms/<int:vm_id>/snapshots/<str:name>/",
+        api_disks.SnapshotDetailView.as_view(),
+        name="vm-snapshot-detail",
+    ),
+    path(
+        "api/v1/vms/<int:vm_id>/snapshots/<str:name>/revert/",
+        api_disks.SnapshotRevertView.as_view(),
+        name="vm-snapshot-revert",
+    ),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -97,6 +97,15 @@ def a_volume(world, name: str = "matrix.raw"):
     return pool, StorageVolume.objects.get(pool_id=pool, name=name).pk
 
 
+def a_snapshot(world) -> str:
+    """The name of an internal snapshot "matrix" of alice's shut-off VM vm0002."""
+    from kvmpanel.virt import snapshots
+
+    if "matrix" not in {s.name for s in snapshots.list_snapshots(world.host.uri, world.vm.uuid)}:
+        snapshots.create_snapshot(world.host.uri, world.vm.uuid, "matrix")
+    return "matrix"
+
+
 def an_upload(world):
     """(pool id, upload id) of an upload root started in pool "default" (its volume exists, empty)."""
     from apps.storage import transfers
@@ -459,6 +468,52 @@ ROUTES = [
         409,
         api=True,
     ),
+    # Disks and snapshots of alice's shut-off VM (the test driver has no hot-plug or volume resize:
+    # allowed users get its clear 409; vda is no CD-ROM: a clear 400).
+    *(
+        Route(name, "get", url, 401, 404, 200, "alice", 200, api=True)
+        for name, url in [
+            ("vm-disk-list", lambda w: reverse("vm-disk-list", args=[vm(w)])),
+            ("vm-disk-detail", lambda w: reverse("vm-disk-detail", args=[vm(w), "vda"])),
+            ("vm-snapshot-list", lambda w: reverse("vm-snapshot-list", args=[vm(w)])),
+            ("vm-snapshot-detail", lambda w: reverse("vm-snapshot-detail", args=[vm(w), a_snapshot(w)])),
+        ]
+    ),
+    *(
+        Route(name, "post", url, 401, 404, 403, "alice", allowed, data=data, api=True)
+        for name, url, allowed, data in [
+            (
+                "vm-disk-resize",
+                lambda w: reverse("vm-disk-resize", args=[vm(w), "vda"]),
+                409,
+                lambda w: {"size_bytes": 128 << 20},
+            ),
+            (
+                "vm-disk-convert",
+                lambda w: reverse("vm-disk-convert", args=[a_cloneable_vm(w), "vda"]),
+                202,
+                lambda w: {"format": "raw"},
+            ),
+            (
+                "vm-disk-move",
+                lambda w: reverse("vm-disk-move", args=[a_cloneable_vm(w), "vda"]),
+                202,
+                lambda w: {"pool": "default", "name": "matrix-moved.qcow2"},
+            ),
+            (
+                "vm-disk-media",
+                lambda w: reverse("vm-disk-media", args=[a_cloneable_vm(w), "vda"]),
+                400,
+                lambda w: {"path": "/pool/vm0003.qcow2"},
+            ),
+            (
+                "vm-snapshot-revert",
+                lambda w: reverse("vm-snapshot-revert", args=[vm(w), a_snapshot(w)]),
+                202,
+                None,
+            ),
+        ]
+    ),
 ]
 # vm-detail also answers DELETE; it has its own row so the method is covered.
 # The host still has VMs: allowed users get the clear 409.
@@ -561,6 +616,67 @@ STORAGE_WRITE_ROUTES = [
         api=True,
     ),
 ]
+# Attach (POST on the disk list), detach (DELETE on a disk), eject (DELETE on media), snapshot create
+# (POST on the list) and delete (DELETE on one): their own rows.
+DISK_WRITE_ROUTES = [
+    Route(
+        "vm-disk-list",
+        "post",
+        lambda w: reverse("vm-disk-list", args=[a_cloneable_vm(w)]),
+        401,
+        404,
+        403,
+        "alice",
+        409,
+        data=lambda w: {"pool": "default", "name": "matrix-disk.qcow2", "size_bytes": 1 << 20, "persistent": True},
+        api=True,
+    ),
+    Route(
+        "vm-disk-detail",
+        "delete",
+        lambda w: reverse("vm-disk-detail", args=[vm(w), "vda"]),
+        401,
+        404,
+        403,
+        "alice",
+        409,
+        api=True,
+    ),
+    Route(
+        "vm-disk-media",
+        "delete",
+        lambda w: reverse("vm-disk-media", args=[vm(w), "vda"]),
+        401,
+        404,
+        403,
+        "alice",
+        400,
+        api=True,
+    ),
+    Route(
+        "vm-snapshot-list",
+        "post",
+        lambda w: reverse("vm-snapshot-list", args=[vm(w)]),
+        401,
+        404,
+        403,
+        "alice",
+        202,
+        data=lambda w: {"name": "matrix-new"},
+        api=True,
+    ),
+    Route(
+        "vm-snapshot-detail",
+        "delete",
+        lambda w: reverse("vm-snapshot-detail", args=[vm(w), a_snapshot(w)]),
+        401,
+        404,
+        403,
+        "alice",
+        202,
+        api=True,
+    ),
+]
 # The admin is Django's own (staff only, its own permission system), tested by Django itself.
 EXEMPT = {"admin"}
 WEBSOCKET_ROUTES = {"ws-vms", "ws-vm", "ws-hosts", "ws-vm-serial", "ws-job", "ws-jobs"}
@@ -589,7 +705,15 @@ def client_for(world, persona: str | None) -> Client:
 
 @pytest.mark.parametrize(
     "route",
-    [*ROUTES, DELETE_ROUTE, HOST_DELETE_ROUTE, JOB_CREATE_ROUTE, VM_CREATE_ROUTE, *STORAGE_WRITE_ROUTES],
+    [
+        *ROUTES,
+        DELETE_ROUTE,
+        HOST_DELETE_ROUTE,
+        JOB_CREATE_ROUTE,
+        VM_CREATE_ROUTE,
+        *STORAGE_WRITE_ROUTES,
+        *DISK_WRITE_ROUTES,
+    ],
     ids=lambda r: f"{r.method}-{r.name}",
 )
 @pytest.mark.parametrize("persona", ["anonymous", "stranger", "viewer", "allowed"])
@@ -627,7 +751,7 @@ def test_state_changes_refuse_get(world, route):
     "route",
     [
         r
-        for r in [*ROUTES, JOB_CREATE_ROUTE, VM_CREATE_ROUTE, *STORAGE_WRITE_ROUTES]
+        for r in [*ROUTES, JOB_CREATE_ROUTE, VM_CREATE_ROUTE, *STORAGE_WRITE_ROUTES, *DISK_WRITE_ROUTES]
         if r.method == "post" and r.name != "logout"
     ],
     ids=lambda r: r.name,
