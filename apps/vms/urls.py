@@ -1,7 +1,7 @@
 from django.urls import path
 
 from apps.console import views as console_views
-from apps.vms import views
+from apps.vms import disk_views, views
 
 app_name = "vms"
 
@@ -17,5 +17,15 @@ urlpatterns = [
     path("<int:pk>/autostart/", views.vm_autostart, name="autostart"),
     path("<int:pk>/delete/", views.vm_delete, name="delete"),
     path("<int:pk>/clone/", views.vm_clone, name="clone"),
+    path("<int:pk>/disks/attach/", disk_views.disk_attach, name="disk-attach"),
+    path("<int:pk>/disks/<str:target>/detach/", disk_views.disk_detach, name="disk-detach"),
+    path("<int:pk>/disks/<str:target>/grow/", disk_views.disk_grow, name="disk-grow"),
+    path("<int:pk>/disks/<str:target>/media/", disk_views.disk_media, name="disk-media"),
+    path("<int:pk>/disks/<str:target>/convert/", disk_views.disk_convert, name="disk-convert"),
+    path("<int:pk>/disks/<str:target>/move/", disk_views.disk_move, name="disk-move"),
+    path("<int:pk>/snapshots/", disk_views.snapshot_tree, name="snapshots"),
+    path("<int:pk>/snapshots/create/", disk_views.snapshot_create, name="snapshot-create"),
+    path("<int:pk>/snapshots/<str:name>/revert/", disk_views.snapshot_revert, name="snapshot-revert"),
+    path("<int:pk>/snapshots/<str:name>/delete/", disk_views.snapshot_delete, name="snapshot-delete"),
     path("<int:pk>/<slug:action>/", views.vm_action, name="action"),
 ]

@@ -468,6 +468,39 @@ ROUTES = [
         409,
         api=True,
     ),
+    # The VM page's disk and snapshot forms: every answer is a redirect (to the page with a message,
+    # or to the job's page); the snapshot tree is a fragment the page loads.
+    Route("vms:snapshots", "get", lambda w: reverse("vms:snapshots", args=[vm(w)]), 302, 404, 200, "alice", 200),
+    *(
+        Route(name, "post", url, 302, 404, 403, "alice", 302, data=data)
+        for name, url, data in [
+            (
+                "vms:disk-attach",
+                lambda w: reverse("vms:disk-attach", args=[a_cloneable_vm(w)]),
+                lambda w: {"source": "new", "pool": "default", "name": "matrix.qcow2", "size": 1, "persistent": "on"},
+            ),
+            ("vms:disk-detach", lambda w: reverse("vms:disk-detach", args=[vm(w), "vda"]), None),
+            (
+                "vms:disk-grow",
+                lambda w: reverse("vms:disk-grow", args=[vm(w), "vda"]),
+                lambda w: {"size": 128, "unit": 1 << 20},
+            ),
+            ("vms:disk-media", lambda w: reverse("vms:disk-media", args=[vm(w), "vda"]), lambda w: {"eject": "1"}),
+            (
+                "vms:disk-convert",
+                lambda w: reverse("vms:disk-convert", args=[a_cloneable_vm(w), "vda"]),
+                lambda w: {"format": "raw"},
+            ),
+            (
+                "vms:disk-move",
+                lambda w: reverse("vms:disk-move", args=[a_cloneable_vm(w), "vda"]),
+                lambda w: {"pool": "default", "name": "matrix-moved.qcow2"},
+            ),
+            ("vms:snapshot-create", lambda w: reverse("vms:snapshot-create", args=[vm(w)]), lambda w: {"name": "m2"}),
+            ("vms:snapshot-revert", lambda w: reverse("vms:snapshot-revert", args=[vm(w), a_snapshot(w)]), None),
+            ("vms:snapshot-delete", lambda w: reverse("vms:snapshot-delete", args=[vm(w), a_snapshot(w)]), None),
+        ]
+    ),
     # Disks and snapshots of alice's shut-off VM (the test driver has no hot-plug or volume resize:
     # allowed users get its clear 409; vda is no CD-ROM: a clear 400).
     *(
