@@ -269,6 +269,8 @@ KVMPANEL_INSTALL_TIMEOUT_SECONDS = env_int("KVMPANEL_INSTALL_TIMEOUT_SECONDS", 3
 # job starts (a dead worker on this machine is noticed at the next run; elsewhere by the heartbeat).
 CELERY_BEAT_SCHEDULE = {
     "reap-jobs": {"task": "jobs.reap", "schedule": env_int("KVMPANEL_JOB_REAP_SECONDS", 15)},
+    # Uploads abandoned mid-way (browser closed) are deleted after KVMPANEL_STORAGE_UPLOAD_IDLE_SECONDS.
+    "reap-uploads": {"task": "storage.reap_uploads", "schedule": 300},
 }
 
 # Behind a reverse proxy on this machine, audit the client's address from X-Forwarded-For.

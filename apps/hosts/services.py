@@ -1,5 +1,6 @@
 """Writes to hosts: add, probe (refresh), remove, and the reachability the listener observes."""
 
+import contextlib
 from dataclasses import asdict
 from urllib.parse import parse_qsl, urlsplit
 
@@ -81,6 +82,10 @@ def add_host(*, actor, name: str, uri: str, path_map: dict[str, str] | None = No
         host.save()
         record_event(actor=actor, verb="host.add", target=host, detail={"uri": uri})
         publish_host(host)
+    # Its pools and volumes too, so forms and validation that read the storage inventory work at once;
+    # a failure here leaves the host added (the next refresh syncs again).
+    with contextlib.suppress(HypervisorError):
+        sync_pools(host)
     return host
 
 

@@ -16,6 +16,8 @@ class JobKind:
     validate: Callable[..., dict[str, Any]]  # (target, params) -> cleaned params; raises ServiceError
     run: Callable[..., dict[str, Any] | None]  # (ctx) -> result
     cleanup: Callable[..., None] | None = None  # (ctx) after a failure or cancel: undo what run created
+    # A privilege also needed on the VM's host (a clone makes a new VM there: vm.create).
+    host_privilege: str = ""
 
 
 KINDS: dict[str, JobKind] = {}

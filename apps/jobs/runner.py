@@ -10,7 +10,6 @@ from typing import Any
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from apps.accounts.permissions import has_privilege
 from apps.audit.choices import AuditResult
 from apps.audit.services import record_event
 from apps.core.errors import ServiceError
@@ -18,7 +17,7 @@ from apps.jobs import live
 from apps.jobs.choices import JobStatus
 from apps.jobs.models import Job, JobLogLine
 from apps.jobs.registry import get_kind
-from apps.jobs.services import reap_stale_jobs
+from apps.jobs.services import may_run, reap_stale_jobs
 from kvmpanel.virt import volume_copy
 from kvmpanel.virt.errors import HypervisorError
 
@@ -190,7 +189,7 @@ def run_job(job_id: int, *, task_id: str = "") -> str | None:
         return JobStatus.FAILED
     target = job.vm if kind.target == "vm" else job.host
     user = job.requested_by
-    if target is None or user is None or not has_privilege(user, target, kind.privilege, fresh=True):
+    if target is None or user is None or not may_run(user, kind, target, fresh=True):
         ctx.log("Refused: the requester no longer has permission, or the target is gone")
         _finish(ctx, JobStatus.FAILED, error=_("You do not have permission to do this."))
         return JobStatus.FAILED

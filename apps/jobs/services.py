@@ -45,7 +45,7 @@ def enqueue_job(
     target = vm if job_kind.target == "vm" else host
     if target is None:
         raise ServiceError(_("Choose the host or VM this job runs on."), code="invalid-target")
-    if not has_privilege(actor, target, job_kind.privilege):
+    if not may_run(actor, job_kind, target):
         record_event(actor=actor, verb=kind, target=target, result=AuditResult.DENIED, client_address=client_address)
         raise AccessDenied()
     cleaned = job_kind.validate(target, dict(params or {}))
@@ -74,6 +74,16 @@ def enqueue_job(
             code="job-active",
         ) from error
     return job
+
+
+def may_run(user, job_kind, target, *, fresh: bool = False) -> bool:
+    """The kind's privilege on its target, and its host privilege on the target VM's host if any."""
+    if not has_privilege(user, target, job_kind.privilege, fresh=fresh):
+        return False
+    host = getattr(target, "host", None)
+    return not (job_kind.host_privilege and host is not None) or has_privilege(
+        user, host, job_kind.host_privilege, fresh=fresh
+    )
 
 
 def _dispatch(job_id: int) -> None:

@@ -9,6 +9,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.accounts.models import Role
+from apps.accounts.services import grant_role
 from apps.audit.models import AuditEvent
 from apps.core.errors import AccessDenied, ServiceError
 from apps.jobs import runner, services
@@ -278,3 +280,13 @@ def test_the_detail_has_the_log_and_cancel_works(world):
     detail = api(world.root).get(reverse("job-detail", args=[job.pk])).json()
     assert [entry["line"] for entry in detail["log"]] == ["Cancelled before it started"]
     assert api(world.root).post(reverse("job-cancel", args=[job.pk])).status_code == 409
+
+
+def test_a_clone_through_the_jobs_api_also_needs_vm_create_on_the_host(world):
+    cloner = Role.objects.create(name="Cloner", privileges=["vm.view", "vm.clone"])
+    grant_role(actor=world.root, role=cloner, scope=world.vm.scope, user=world.bob)
+    response = api(world.bob).post(
+        reverse("job-list"), {"kind": "vm.clone", "vm": world.vm.pk, "params": {}}, content_type="application/json"
+    )
+    assert response.status_code == 403, response.content
+    assert not Job.objects.filter(vm=world.vm).exists()

@@ -210,5 +210,6 @@ VM_CLONE = register(
         validate=validate_clone,
         run=_run_clone,
         cleanup=_cleanup_clone,
+        host_privilege="vm.create",
     )
 )
