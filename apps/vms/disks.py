@@ -260,14 +260,27 @@ def detach_disk(
     persistent: bool | None = None,
     client_address: str | None = None,
 ) -> DiskChange:
-    """`virsh detach-disk NAME TARGET [--live] [--config]`. The volume itself is kept."""
+    """`virsh detach-disk NAME TARGET [--live] [--config]`. The volume itself is kept. Unset `live` /
+    `persistent` mean wherever the disk is (a disk attached live only, or for the next boot only)."""
     require(actor, vm, PRIVILEGE)
 
     def work() -> DiskChange:
         validate_target(target)
-        fresh, on_live, on_config = _prepare(vm, live, persistent)
+        fresh = _fresh(vm)
+        found = {
+            inactive: _disk(fresh, target, inactive=inactive, with_sizes=False)
+            for inactive, has_it in ((False, fresh.state in ACTIVE_STATES), (True, fresh.persistent))
+            if has_it
+        }
+        if not any(found.values()):
+            raise invalid(_("The VM has no disk %(target)s.") % {"target": target}, code="no-disk")
+        fresh, on_live, on_config = _prepare(
+            fresh,
+            bool(found.get(False)) if live is None else live,
+            bool(found.get(True)) if persistent is None else persistent,
+        )
         for inactive, wanted in ((False, on_live), (True, on_config)):
-            disk = _disk(fresh, target, inactive=inactive, with_sizes=False) if wanted else None
+            disk = found.get(inactive) if wanted else None
             if wanted and disk is None:
                 where = _("configuration") if inactive else _("running VM")
                 raise invalid(

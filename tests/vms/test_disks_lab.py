@@ -5,6 +5,7 @@ wrote to its disk is still there after the disk was converted raw↔qcow2 or mov
 """
 
 import contextlib
+import os
 import shutil
 import time
 import uuid
@@ -119,6 +120,15 @@ def test_a_disk_is_hot_plugged_grown_live_and_unplugged_and_the_guest_sees_each_
         assert "vdb" not in run_in_guest(vm, "ls /sys/block")
         assert all(d.target != "vdb" for d in disks.list_disks(vm.host.uri, vm.uuid, inactive=True))
         assert storage.volume_info(vm.host.uri, "default", name) is not None  # detached, not deleted
+
+        # For the next boot only: the running guest never sees it, and detach finds it where it is.
+        volume = storage.volume_info(vm.host.uri, "default", name)
+        change = disk_services.attach_disk(vm, actor=operator, path=volume.path, live=False)
+        assert change.command.endswith("--targetbus virtio --config")
+        assert configured(vm, change.target).source == volume.path
+        assert "vdb" not in run_in_guest(vm, "ls /sys/block")
+        change = disk_services.detach_disk(vm, change.target, actor=operator)
+        assert change.command.endswith(f"detach-disk {vm.name} vdb --config")
     finally:
         with contextlib.suppress(HypervisorError):
             storage.delete_volume(vm.host.uri, "default", name)
@@ -234,3 +244,26 @@ def test_the_cdrom_is_ejected_and_loaded_again_while_the_guest_runs(make_guest, 
     assert configured(vm, drive.target).source == drive.source
     change.vm.refresh_from_db()
     assert any(d["source"] == drive.source for d in change.vm.disks)
+
+
+def test_a_convert_cancelled_mid_copy_leaves_the_vm_on_its_disk_and_no_copy(make_guest, operator, worker):
+    from apps.jobs.services import request_cancel
+
+    vm = make_guest("cancel")
+    name = f"{vm.name}-big.raw"
+    path = storage.create_volume(vm.host.uri, "default", name, capacity_bytes=2 << 30, fmt="raw")
+    with open(path, "r+b") as disk:  # real data, so qemu-img has something to copy for a while
+        chunk = os.urandom(1 << 20)
+        for _ in range(2048):
+            disk.write(chunk)
+    disk_services.attach_disk(vm, actor=operator, path=path, target="vdb")
+    job = disk_services.convert_disk(vm, "vdb", actor=operator, fmt="qcow2")
+    wait_for(lambda: Job.objects.get(pk=job.pk).percent > 0, 60, "the copy to start")
+    request_cancel(job, actor=operator)
+    wait_for(lambda: Job.objects.get(pk=job.pk).status in TERMINAL, 60, "the job to stop")
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED, (job.error, list(job.log_lines.values_list("line", flat=True)))
+    print(f"cancelled at {job.percent}% of {job.bytes_total} bytes")
+    assert job.percent < 100
+    assert (configured(vm, "vdb").source, configured(vm, "vdb").format) == (path, "raw")
+    assert storage.volume_info(vm.host.uri, "default", f"{vm.name}-big.qcow2") is None
