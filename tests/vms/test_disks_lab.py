@@ -267,3 +267,29 @@ def test_a_convert_cancelled_mid_copy_leaves_the_vm_on_its_disk_and_no_copy(make
     assert job.percent < 100
     assert (configured(vm, "vdb").source, configured(vm, "vdb").format) == (path, "raw")
     assert storage.volume_info(vm.host.uri, "default", f"{vm.name}-big.qcow2") is None
+
+
+def test_a_live_move_cancelled_mid_mirror_keeps_the_running_vm_on_its_disk(make_guest, operator, worker, scratch_pool):
+    from apps.jobs.services import request_cancel
+
+    vm = boot(make_guest("mirror"), operator)
+    path = storage.create_volume(vm.host.uri, "default", f"{vm.name}-big.raw", capacity_bytes=2 << 30, fmt="raw")
+    with open(path, "r+b") as disk:
+        chunk = os.urandom(1 << 20)
+        for _ in range(2048):
+            disk.write(chunk)
+    disk_services.attach_disk(vm, actor=operator, path=path, target="vdb")
+    job = disk_services.move_disk(vm, "vdb", actor=operator, pool=scratch_pool)
+    assert job.params["live"]
+    wait_for(lambda: Job.objects.get(pk=job.pk).percent > 0, 60, "the mirror to start")
+    request_cancel(job, actor=operator)
+    wait_for(lambda: Job.objects.get(pk=job.pk).status in TERMINAL, 60, "the job to stop")
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED, (job.error, list(job.log_lines.values_list("line", flat=True)))
+    print(f"mirror cancelled at {job.percent}%")
+    running = next(d for d in disks.list_disks(vm.host.uri, vm.uuid) if d.target == "vdb")
+    assert running.source == path == configured(vm, "vdb").source
+    assert storage.volume_info(vm.host.uri, scratch_pool, f"{vm.name}-big.raw") is None
+    assert "vdb" in run_in_guest(vm, "ls /sys/block")  # the guest still has its disk
+    disk_services.detach_disk(vm, "vdb", actor=operator)  # no block job is left holding it
+    storage.delete_volume(vm.host.uri, "default", f"{vm.name}-big.raw")
