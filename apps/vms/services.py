@@ -24,6 +24,7 @@ from apps.audit.services import record_event
 from apps.core.errors import AccessDenied, ServiceError, from_hypervisor
 from apps.hosts.inventory import apply_summary, sync_domain
 from apps.hosts.models import Host
+from apps.storage.sync import resync_quietly
 from apps.vms.choices import PowerState
 from apps.vms.live import publish_vm
 from apps.vms.models import VirtualMachine
@@ -230,6 +231,8 @@ def delete_vm(vm: VirtualMachine, *, actor, remove_disks: bool, client_address: 
         publish_vm(vm, deleted=True)
         Grant.objects.filter(scope=vm.scope).delete()
         vm.delete()
+    if removed:  # the storage inventory forgets the deleted volumes (a new disk may take their names)
+        resync_quietly(vm.host)
     return removed
 
 
