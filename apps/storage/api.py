@@ -25,6 +25,7 @@ from apps.hosts.models import Host
 from apps.storage import services, transfers
 from apps.storage.models import StoragePool, StorageUpload, StorageVolume
 from apps.storage.selectors import visible_pools, visible_volumes
+from apps.storage.sync import POOL_COLUMNS
 from apps.storage.validators import VOLUME_FORMATS
 from kvmpanel.virt.storage import VolumeDownload
 
@@ -34,22 +35,7 @@ class StoragePoolSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = StoragePool
-        fields = [
-            "id",
-            "host",
-            "host_name",
-            "name",
-            "uuid",
-            "type",
-            "path",
-            "active",
-            "autostart",
-            "persistent",
-            "capacity_bytes",
-            "allocation_bytes",
-            "available_bytes",
-            "observed_at",
-        ]
+        fields = ["id", "host", "host_name", "name", *POOL_COLUMNS, "observed_at"]
         read_only_fields = fields
 
 

@@ -25,8 +25,6 @@ from apps.vms.provisioning.common import (
     active_pool,
     clean_vm_name,
     define_once,
-    delete_volume_quietly,
-    discard_domain,
     flag,
     free_volume_name,
     host_facts,
@@ -35,6 +33,7 @@ from apps.vms.provisioning.common import (
     new_uuid,
     refuse_taken_name,
     start_once,
+    undo_what_was_made,
     within_pool,
 )
 from kvmpanel.virt import clone as virt_clone
@@ -196,10 +195,7 @@ def _cleanup_clone(ctx) -> None:
     host = ctx.job.host or (ctx.job.vm.host if ctx.job.vm else None)
     if host is None:
         return
-    if ctx.state.get("uuid"):
-        discard_domain(ctx, host, ctx.state["uuid"])
-    for volume in ctx.state.get("volumes", []):
-        delete_volume_quietly(ctx, host, volume["pool"], volume["name"])
+    undo_what_was_made(ctx, host, ctx.state.get("volumes", []))
 
 
 VM_CLONE = register(

@@ -243,6 +243,14 @@ def discard_domain(ctx, host: Host, uuid: str) -> None:
             vm.delete()
 
 
+def undo_what_was_made(ctx, host: Host, volumes: list[dict]) -> None:
+    """The cleanup of a job that defines a VM: the domain it remembered, then the volumes it made."""
+    if ctx.state.get("uuid"):
+        discard_domain(ctx, host, ctx.state["uuid"])
+    for volume in volumes:
+        delete_volume_quietly(ctx, host, volume["pool"], volume["name"])
+
+
 def delete_volume_quietly(ctx, host: Host, pool: str, name: str) -> None:
     """Delete a volume this job made; one already gone is fine."""
     try:

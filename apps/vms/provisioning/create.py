@@ -26,8 +26,6 @@ from apps.vms.provisioning.common import (
     active_pool,
     clean_vm_name,
     define_once,
-    delete_volume_quietly,
-    discard_domain,
     flag,
     free_volume_name,
     host_facts,
@@ -35,6 +33,7 @@ from apps.vms.provisioning.common import (
     new_uuid,
     refuse_taken_name,
     start_once,
+    undo_what_was_made,
     wait_for_state,
     whole_number,
     within_pool,
@@ -383,12 +382,8 @@ def _cdrom_targets(xml_text: str) -> list[str]:
 
 
 def _cleanup_create(ctx) -> None:
-    host = ctx.job.host
-    if ctx.state.get("uuid"):
-        discard_domain(ctx, host, ctx.state["uuid"])
     volume = ctx.state.get("volume")
-    if volume:
-        delete_volume_quietly(ctx, host, volume["pool"], volume["name"])
+    undo_what_was_made(ctx, ctx.job.host, [volume] if volume else [])
 
 
 VM_CREATE = register(
