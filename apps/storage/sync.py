@@ -51,6 +51,7 @@ def sync_pools(host: Host, *, names: Iterable[str] | None = None, refresh: bool 
                     if not error.permanent:
                         raise
                     log.info("pool %s on %s not refreshed: %s", info.name, host.name, error)
+    listed_at = timezone.now()
     infos = virt_storage.list_pools(host.uri, names=wanted)
     pool_types = virt_storage.supported_pool_types(host.uri) if wanted is None else None
     now = timezone.now()
@@ -60,7 +61,10 @@ def sync_pools(host: Host, *, names: Iterable[str] | None = None, refresh: bool 
             rows = rows.filter(name__in=wanted)
         existing = {pool.name: pool for pool in rows}
         synced = [store_pool(host, info, current=existing.pop(info.name, None), now=now) for info in infos]
-        StoragePool.objects.filter(pk__in=[pool.pk for pool in existing.values()]).delete()
+        # A pool written after this listing began (created meanwhile by a service) is not ours to
+        # delete: the listing is older than that row.
+        gone = [pool.pk for pool in existing.values() if pool.observed_at is None or pool.observed_at < listed_at]
+        StoragePool.objects.filter(pk__in=gone).delete()
         if pool_types is not None:
             HostStorage.objects.update_or_create(host=host, defaults={"pool_types": list(pool_types), "synced_at": now})
     return synced
