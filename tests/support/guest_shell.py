@@ -125,5 +125,16 @@ def write_marker(vm, device: str = "vda", *, text: str = "") -> str:
 
 
 def read_marker(vm, device: str = "vda") -> str:
-    """What `write_marker` left on the device ("" when nothing was written there)."""
-    return run_in_guest(vm, f"dd if=/dev/{device} bs=512 skip={MARKER_SECTOR} count=1 2>/dev/null | tr -d '\\000'")
+    """What `write_marker` left on the device ("" when nothing was written there). The sector is
+    printed in one line between delimiters: the guest's own console notices (a DHCP lease) may land in
+    the output too."""
+    output = run_in_guest(
+        vm,
+        # One printf, one write: another process's line cannot land inside it.
+        f"printf 'KVMD<%s>KVMD\\n' \"$(dd if=/dev/{device} bs=512 skip={MARKER_SECTOR} count=1 2>/dev/null"
+        " | tr -d '\\000\\n')\"",
+    )
+    found = re.search(r"KVMD<(.*?)>KVMD", output)
+    if found is None:
+        raise AssertionError(f"no marker read from {device}:\n{output}")
+    return found.group(1)
