@@ -23,6 +23,9 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         if token.user.language:
             # Session users get this from UserLanguageMiddleware; token users are only known here.
             translation.activate(token.user.language)
+        # The gate intersects with this on every check of this request (permissions.token_privileges);
+        # token.user is loaded for this request only, so nothing carries over to the next one.
+        token.user.token_privileges = token.privilege_limit
         return token.user, token
 
     def authenticate_header(self, request) -> str:

@@ -79,6 +79,16 @@ def token_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+class ApiTokenQuerySet(models.QuerySet):
+    def manageable_by(self, user) -> "ApiTokenQuerySet":
+        """A user's own tokens; everyone's for holders of `user.manage` on "/" (others' tokens are 404)."""
+        from apps.accounts.permissions import has_privilege
+
+        if has_privilege(user, None, "user.manage"):
+            return self.all()
+        return self.filter(user_id=user.pk)
+
+
 class ApiToken(models.Model):
     """An API token; only its SHA-256 digest is stored, the secret is shown once."""
 
@@ -90,6 +100,10 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # A subset of the catalogue; empty means all of the user's privileges. Effective = user's ∩ these.
+    privileges = models.JSONField(_("privileges"), default=list, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -101,3 +115,8 @@ class ApiToken(models.Model):
     def usable(self) -> bool:
         now = timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    @property
+    def privilege_limit(self) -> frozenset[str] | None:
+        """The ceiling the gate applies to requests made with this token (None: no ceiling)."""
+        return frozenset(self.privileges) if self.privileges else None

@@ -8,6 +8,10 @@ and NoAccess among the chosen grants beats every other role. Superusers hold eve
 `restrict(queryset, user, privilege)` turns this into one SQL filter, used by every view, API
 endpoint and consumer through `Model.objects.restrict(...)`. `has_privilege` answers for one object.
 Invisible objects are 404 (`vm.view` / `host.view` missing); visible but not allowed is 403.
+
+An API token may carry a privilege subset: the token authentication sets `user.token_privileges`
+(a frozenset, or None for "all of the user's") on the user object it loads for that one request, and
+both `has_privilege` and `restrict` intersect with it, so no view has to know about tokens.
 """
 
 import re
@@ -18,7 +22,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from apps.accounts.privileges import NO_ACCESS
+from apps.accounts.privileges import NO_ACCESS, PRIVILEGES
 
 ROOT = "root"
 _SCOPE = re.compile(r"/(?P<kind>hosts|vms)/(?P<id>[0-9]+)")
@@ -70,6 +74,16 @@ class AccessSnapshot:
                 )
             )
 
+    def anywhere(self) -> frozenset[str]:
+        """Every privilege the user holds on some scope (what an API token of theirs may be limited to)."""
+        if self.everything:
+            return frozenset(PRIVILEGES)
+        if not self.active:
+            return frozenset()
+        return frozenset().union(
+            *(g.privileges for grants in self._by_scope.values() for g in grants if not g.no_access)
+        )
+
     @staticmethod
     def _decide(grants: list[_Grant], own_level: bool) -> frozenset[str] | None:
         """Privileges granted at one scope, or None when no grant there applies."""
@@ -114,6 +128,15 @@ def access_for(user, *, fresh: bool = False) -> AccessSnapshot:
     return snapshot
 
 
+def held_privileges(user) -> frozenset[str]:
+    return AccessSnapshot(user).anywhere()
+
+
+def token_privileges(user) -> frozenset[str] | None:
+    """The privilege subset of the API token this request came with; None when unlimited (or a session)."""
+    return getattr(user, "token_privileges", None)
+
+
 def forget_access(user) -> None:
     if hasattr(user, "_kvmpanel_access"):
         del user._kvmpanel_access
@@ -126,6 +149,9 @@ def scope_chain(obj: Model | None) -> list[tuple[str, int | None]]:
 
 
 def has_privilege(user, obj: Model | None, privilege: str, *, fresh: bool = False) -> bool:
+    limit = token_privileges(user)
+    if limit is not None and privilege not in limit:
+        return False
     snapshot = access_for(user, fresh=fresh)
     if snapshot.everything:
         return True
@@ -145,6 +171,9 @@ def restrict(queryset: QuerySet, user, privilege: str, *, fresh: bool = False) -
     VirtualMachine: [("vms", "pk"), ("hosts", "host_id")]. The filter reads: allowed at the deepest
     level, or nothing decided there and (allowed one level up, or nothing decided there and ...).
     """
+    limit = token_privileges(user)
+    if limit is not None and privilege not in limit:
+        return queryset.none()
     snapshot = access_for(user, fresh=fresh)
     if snapshot.everything:
         return queryset
