@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from apps.audit.api import AuditEventViewSet
 from apps.core import views as core_views
 from apps.hosts.api import HostViewSet
 from apps.jobs.api import JobViewSet
@@ -14,6 +15,7 @@ router = DefaultRouter()
 router.register("hosts", HostViewSet, basename="host")
 router.register("vms", VirtualMachineViewSet, basename="vm")
 router.register("jobs", JobViewSet, basename="job")
+router.register("audit", AuditEventViewSet, basename="audit-event")
 router.register("pools", StoragePoolViewSet, basename="pool")
 router.register(r"pools/(?P<pool_pk>[0-9]+)/volumes", StorageVolumeViewSet, basename="pool-volume")
 router.register(r"pools/(?P<pool_pk>[0-9]+)/uploads", StorageUploadViewSet, basename="pool-upload")
@@ -26,6 +28,7 @@ urlpatterns = [
     path("hosts/", include("apps.hosts.urls")),
     path("storage/", include("apps.storage.urls")),
     path("jobs/", include("apps.jobs.urls")),
+    path("audit/", include("apps.audit.urls")),
     path("api/v1/vms/<int:vm_id>/disks/", api_disks.DiskListView.as_view(), name="vm-disk-list"),
     path("api/v1/vms/<int:vm_id>/disks/<str:target>/", api_disks.DiskDetailView.as_view(), name="vm-disk-detail"),
     path(

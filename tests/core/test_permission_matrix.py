@@ -50,6 +50,13 @@ def a_job(world):
     return Job.objects.create(kind="volume.create", host=world.host, requested_by=world.root, params=params).pk
 
 
+def an_audit_event(world):
+    """An event about alice's VM (the fixtures' grants wrote some too; this one is certain)."""
+    from apps.audit.services import record_event
+
+    return record_event(actor=world.alice, verb="vm.start", target=world.vm).pk
+
+
 def a_volume_job(world):
     return {
         "kind": "volume.create",
@@ -272,6 +279,21 @@ ROUTES = [
     Route("jobs:detail", "get", lambda w: reverse("jobs:detail", args=[a_job(w)]), 302, 404, 200, "root", 200),
     Route("jobs:log", "get", lambda w: reverse("jobs:log", args=[a_job(w)]), 302, 404, 200, "root", 200),
     Route("jobs:cancel", "post", lambda w: reverse("jobs:cancel", args=[a_job(w)]), 302, 404, 403, "root", 302),
+    # The audit log: all-or-nothing, `audit.view` at `/` (root here); everyone else 403, as there is no object to hide.
+    Route("audit:list", "get", lambda w: reverse("audit:list"), 302, 403, 403, "root", 200),
+    Route("audit:export", "get", lambda w: reverse("audit:export"), 302, 403, 403, "root", 200),
+    Route("audit-event-list", "get", lambda w: reverse("audit-event-list"), 401, 403, 403, "root", 200, api=True),
+    Route(
+        "audit-event-detail",
+        "get",
+        lambda w: reverse("audit-event-detail", args=[an_audit_event(w)]),
+        401,
+        403,
+        403,
+        "root",
+        200,
+        api=True,
+    ),
     # Storage: a pool belongs to its host (host.view to see it, storage.manage for the rest). Carol
     # sees the host; oscar (Operator) has no storage.manage; root does. The test driver cannot
     # resize, upload or download: allowed users get its clear 409 there.
