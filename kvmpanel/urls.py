@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from apps.audit.api import AuditEventViewSet
+from apps.accounts.api_tokens import ApiTokenViewSet
 from apps.core import views as core_views
 from apps.hosts.api import HostViewSet
 from apps.jobs.api import JobViewSet
@@ -15,6 +16,7 @@ router = DefaultRouter()
 router.register("hosts", HostViewSet, basename="host")
 router.register("vms", VirtualMachineViewSet, basename="vm")
 router.register("jobs", JobViewSet, basename="job")
+router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("audit", AuditEventViewSet, basename="audit-event")
 router.register("pools", StoragePoolViewSet, basename="pool")
 router.register(r"pools/(?P<pool_pk>[0-9]+)/volumes", StorageVolumeViewSet, basename="pool-volume")

@@ -1,10 +1,12 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from apps.accounts import views
+from apps.accounts import token_views, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/language/", views.language, name="set-language"),
+    path("account/tokens/", token_views.token_list, name="account-tokens"),
+    path("account/tokens/<int:token_id>/revoke/", token_views.token_revoke, name="account-token-revoke"),
 ]

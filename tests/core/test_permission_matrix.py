@@ -113,6 +113,13 @@ def a_snapshot(world) -> str:
     return "matrix"
 
 
+def an_api_token(world):
+    """A fresh API token of alice's (id)."""
+    from apps.accounts.services import create_api_token
+
+    return create_api_token(actor=world.alice, user=world.alice)[0].pk
+
+
 def an_upload(world):
     """(pool id, upload id) of an upload root started in pool "default" (its volume exists, empty)."""
     from apps.storage import transfers
@@ -140,6 +147,41 @@ ROUTES = [
         "alice",
         302,
         data=lambda w: {"language": "zh-hans"},
+    ),
+    # API tokens: everyone has their own page and list; someone else's token is 404 (tests/api/test_token_api.py).
+    Route("account-tokens", "get", lambda w: reverse("account-tokens"), 302, 200, 200, "alice", 200),
+    Route(
+        "account-token-revoke",
+        "post",
+        lambda w: reverse("account-token-revoke", args=[an_api_token(w)]),
+        302,
+        404,
+        404,
+        "alice",
+        302,
+    ),
+    Route("token-list", "get", lambda w: reverse("token-list"), 401, 200, 200, "alice", 200, api=True),
+    Route(
+        "token-detail",
+        "get",
+        lambda w: reverse("token-detail", args=[an_api_token(w)]),
+        401,
+        404,
+        404,
+        "alice",
+        200,
+        api=True,
+    ),
+    Route(
+        "token-revoke",
+        "post",
+        lambda w: reverse("token-revoke", args=[an_api_token(w)]),
+        401,
+        404,
+        404,
+        "alice",
+        200,
+        api=True,
     ),
     Route("vms:list", "get", lambda w: reverse("vms:list"), 302, 200, 200, "alice", 200),
     Route("vms:define", "get", lambda w: reverse("vms:define"), 302, 403, 403, "oscar", 200),
