@@ -3,8 +3,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from apps.audit.api import AuditEventViewSet
 from apps.accounts.api_tokens import ApiTokenViewSet
+from apps.audit.api import AuditEventViewSet
 from apps.core import views as core_views
 from apps.hosts.api import HostViewSet
 from apps.jobs.api import JobViewSet
