@@ -166,6 +166,13 @@ def test_the_export_holds_the_filtered_events_newest_first(world, auditor, event
     assert rows[1]["target_id"] == str(world.vm.pk)
 
 
+def test_the_export_carries_the_detail_as_json(world, auditor, events):
+    record_event(actor=world.alice, verb="console.vnc.open", target=world.vm, detail={"view_only": True})
+    rows = read_csv(client_for(auditor).get(reverse("audit:export"), {"verb": "console."}))
+    assert rows[0]["detail"] == '{"view_only": true}'
+    assert rows[0]["message"] == ""
+
+
 def test_the_export_quotes_cells_a_spreadsheet_would_run(world, auditor, events):
     rows = read_csv(client_for(auditor).get(reverse("audit:export"), {"verb": "vm.stop"}))
     assert rows[0]["message"] == "'=cmd|' /C calc'!A0"
@@ -181,6 +188,17 @@ def test_csv_safe_quotes_every_formula_start(text):
 def test_csv_safe_leaves_plain_text_alone():
     assert csv_safe("vm.start") == "vm.start"
     assert csv_safe(None) == ""
+
+
+def test_an_event_with_no_target_or_actor_shows(world, auditor):
+    system = record_event(actor=None, verb="host.refresh", message="@nightly")
+    response = client_for(auditor).get(reverse("audit:list"), {"actor": "system"})
+    shown = listed_ids(response)
+    assert system.pk in shown
+    assert set(AuditEvent.objects.filter(pk__in=shown).values_list("actor_name", flat=True)) == {"system"}
+    assert f'href="{reverse("audit:export")}?actor=system"' in response.content.decode()
+    rows = read_csv(client_for(auditor).get(reverse("audit:export"), {"actor": "system", "verb": "host.refresh"}))
+    assert rows[0]["message"] == "'@nightly"
 
 
 def test_the_page_links_to_the_export_of_the_same_filter(world, auditor, events):
