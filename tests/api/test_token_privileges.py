@@ -63,3 +63,11 @@ def test_it_refuses_unknown_privileges_and_privileges_the_user_holds_nowhere(wor
 def test_it_refuses_an_expiry_in_the_past(world):
     with pytest.raises(ServiceError, match="future"):
         create_api_token(actor=world.alice, user=world.alice, expires_at=timezone.now() - timedelta(minutes=1))
+
+
+def test_a_tokens_limit_also_guards_jobs(world):
+    _token, view_only = create_api_token(actor=world.root, user=world.alice, privileges=["vm.view"])
+    _token, snapshots = create_api_token(actor=world.root, user=world.alice, privileges=["vm.view", "vm.snapshot"])
+    url = reverse("vm-snapshot-list", args=[world.vm.pk])
+    assert api(view_only, url, "post", name="by-token").status_code == 403
+    assert api(snapshots, url, "post", name="by-token").status_code == 202
