@@ -11,8 +11,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.models import ApiToken, User
+from apps.accounts.permissions import has_privilege
 from apps.accounts.services import create_api_token, revoke_api_token
-from apps.core.errors import ServiceError
+from apps.core.errors import AccessDenied, ServiceError
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
@@ -69,6 +70,8 @@ class ApiTokenViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         data.is_valid(raise_exception=True)
         owner = request.user
         if data.validated_data.get("user") not in {None, request.user.pk}:
+            if not has_privilege(request.user, None, "user.manage"):
+                raise AccessDenied(_("You may only create tokens for yourself."))  # before saying who exists
             owner = User.objects.filter(pk=data.validated_data["user"]).first()
             if owner is None:
                 raise ServiceError(_("No such user."), status=400, code="invalid")

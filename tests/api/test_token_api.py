@@ -76,6 +76,8 @@ def test_it_refuses_unknown_privileges_and_ones_the_user_lacks(world):
 def test_only_a_user_manager_creates_tokens_for_someone_else(world):
     refused = session(world.bob).post(reverse("token-list"), {"user": world.alice.pk}, content_type="application/json")
     assert refused.status_code == 403
+    nobody = session(world.bob).post(reverse("token-list"), {"user": 999999}, content_type="application/json")
+    assert nobody.status_code == 403  # the same answer whether the user exists or not
     made = session(world.root).post(reverse("token-list"), {"user": world.alice.pk}, content_type="application/json")
     assert made.status_code == 201
     assert made.json()["username"] == "alice"
