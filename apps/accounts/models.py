@@ -120,3 +120,52 @@ class ApiToken(models.Model):
     def privilege_limit(self) -> frozenset[str] | None:
         """The ceiling the gate applies to requests made with this token (None: no ceiling)."""
         return frozenset(self.privileges) if self.privileges else None
+
+
+class Project(models.Model):
+    """A team's VMs and templates (a VM belongs to at most one). Membership is a grant on /projects/{id}."""
+
+    name = models.CharField(_("name"), max_length=64, unique=True)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def scope_chain(self) -> list[tuple[str, int | None]]:
+        return [("projects", self.pk)]
+
+    @property
+    def scope(self) -> str:
+        return f"/projects/{self.pk}"
+
+
+class Quota(models.Model):
+    """Limits for one user or one project; an empty limit is unlimited (apps/accounts/quotas.py enforces)."""
+
+    user = models.OneToOneField(User, null=True, blank=True, on_delete=models.CASCADE, related_name="quota")
+    project = models.OneToOneField(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="quota")
+    max_vms = models.PositiveIntegerField(_("VMs"), null=True, blank=True)
+    max_vcpus = models.PositiveIntegerField(_("vCPUs"), null=True, blank=True)
+    max_memory_mib = models.PositiveBigIntegerField(_("memory (MiB)"), null=True, blank=True)
+    max_disk_gib = models.PositiveBigIntegerField(_("disk (GiB)"), null=True, blank=True)
+    # Bumped by every reservation: the UPDATE takes the row's write lock, so two reservations against
+    # the same quota run one after the other (PostgreSQL row lock; SQLite's database write lock).
+    reservations = models.PositiveBigIntegerField(default=0, editable=False)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(user__isnull=False, project__isnull=True)
+                    | models.Q(user__isnull=True, project__isnull=False)
+                ),
+                name="quota_has_one_subject",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"quota of {self.user or self.project}"

@@ -1,6 +1,7 @@
 """The one authorization gate (DESIGN.md §4).
 
-Grants give a role on a scope: "/", "/hosts/{id}", "/vms/{id}". For a given object the decision is
+Grants give a role on a scope: "/", "/hosts/{id}", "/projects/{id}", "/vms/{id}". A VM's chain is
+vms -> projects (when it is in one) -> hosts -> root. For a given object the decision is
 taken at the deepest scope that has a grant applying to it (a grant applies to its own scope, and
 below it only when it propagates). At that scope, the user's own grants beat their groups' grants,
 and NoAccess among the chosen grants beats every other role. Superusers hold every privilege.
@@ -25,7 +26,7 @@ from django.shortcuts import get_object_or_404
 from apps.accounts.privileges import NO_ACCESS, PRIVILEGES
 
 ROOT = "root"
-_SCOPE = re.compile(r"/(?P<kind>hosts|vms)/(?P<id>[0-9]+)")
+_SCOPE = re.compile(r"/(?P<kind>hosts|projects|vms)/(?P<id>[0-9]+)")
 
 
 def parse_scope(scope: str) -> tuple[str, int | None]:
@@ -34,7 +35,7 @@ def parse_scope(scope: str) -> tuple[str, int | None]:
         return ROOT, None
     match = _SCOPE.fullmatch(scope or "")
     if match is None:
-        raise ValueError(f"Unknown scope {scope!r}: use '/', '/hosts/<id>' or '/vms/<id>'.")
+        raise ValueError(f"Unknown scope {scope!r}: use '/', '/hosts/<id>', '/projects/<id>' or '/vms/<id>'.")
     return match["kind"], int(match["id"])
 
 

@@ -18,6 +18,10 @@ class JobKind:
     cleanup: Callable[..., None] | None = None  # (ctx) after a failure or cancel: undo what run created
     # A privilege also needed on the VM's host (a clone makes a new VM there: vm.create).
     host_privilege: str = ""
+    # (actor, target, cleaned params) -> a quota reservation kept in params["reservation"]; called in
+    # the transaction that inserts the job, raises ServiceError when a quota would be passed
+    # (apps/accounts/quotas.py).
+    reserve: Callable[..., dict[str, Any]] | None = None
 
 
 KINDS: dict[str, JobKind] = {}

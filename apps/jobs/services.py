@@ -53,6 +53,8 @@ def enqueue_job(
         host = vm.host
     try:
         with transaction.atomic():
+            if job_kind.reserve is not None:
+                cleaned = {**cleaned, "reservation": job_kind.reserve(actor, target, cleaned)}
             job = Job.objects.create(kind=kind, vm=vm, host=host, requested_by=actor, params=cleaned)
             record_event(
                 actor=actor,

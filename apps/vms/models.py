@@ -33,13 +33,17 @@ class VirtualMachine(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_vms"
     )
+    # A VM belongs to at most one project: grants on /projects/{id} apply to it (between vms and hosts).
+    project = models.ForeignKey(
+        "accounts.Project", null=True, blank=True, on_delete=models.SET_NULL, related_name="vms"
+    )
     observed_at = models.DateTimeField(null=True, blank=True)
     missing = models.BooleanField(default=False, help_text=_("The domain was not found on its host"))
     missing_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = RestrictedQuerySet.as_manager()
-    scope_fields = [("vms", "pk"), ("hosts", "host_id")]
+    scope_fields = [("vms", "pk"), ("projects", "project_id"), ("hosts", "host_id")]
     view_privilege = "vm.view"
 
     class Meta:
@@ -51,7 +55,8 @@ class VirtualMachine(models.Model):
         return self.name
 
     def scope_chain(self) -> list[tuple[str, int | None]]:
-        return [("vms", self.pk), ("hosts", self.host_id)]
+        project = [("projects", self.project_id)] if self.project_id else []
+        return [("vms", self.pk), *project, ("hosts", self.host_id)]
 
     @property
     def scope(self) -> str:

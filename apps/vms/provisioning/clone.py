@@ -9,6 +9,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 
 from apps.accounts.permissions import has_privilege
+from apps.accounts.quotas import reserve_clone
 from apps.audit.choices import AuditResult
 from apps.audit.services import record_event
 from apps.core.errors import AccessDenied, ServiceError, from_hypervisor
@@ -207,5 +208,6 @@ VM_CLONE = register(
         run=_run_clone,
         cleanup=_cleanup_clone,
         host_privilege="vm.create",
+        reserve=reserve_clone,
     )
 )

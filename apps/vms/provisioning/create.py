@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
+from apps.accounts.quotas import reserve_new_vm
 from apps.core.errors import from_hypervisor
 from apps.hosts.inventory import sync_domain
 from apps.hosts.models import Host
@@ -172,6 +173,8 @@ def validate_create(host: Host, params: dict[str, Any]) -> dict[str, Any]:
         "network": network,
         "install": install,
         "install_timeout_seconds": timeout,
+        # Checked with the actor's rights and the project's quota by reserve_new_vm (JobKind.reserve).
+        "project": params.get("project") or None,
     }
 
 
@@ -394,5 +397,6 @@ VM_CREATE = register(
         validate=validate_create,
         run=_run_create,
         cleanup=_cleanup_create,
+        reserve=reserve_new_vm,
     )
 )
