@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from apps.accounts.api_admin import GrantViewSet, GroupViewSet, RoleViewSet, UserViewSet
 from apps.accounts.api_tokens import ApiTokenViewSet
 from apps.audit.api import AuditEventViewSet
 from apps.core import views as core_views
@@ -17,6 +18,10 @@ router.register("hosts", HostViewSet, basename="host")
 router.register("vms", VirtualMachineViewSet, basename="vm")
 router.register("jobs", JobViewSet, basename="job")
 router.register("tokens", ApiTokenViewSet, basename="token")
+router.register("users", UserViewSet, basename="user")
+router.register("groups", GroupViewSet, basename="group")
+router.register("roles", RoleViewSet, basename="role")
+router.register("grants", GrantViewSet, basename="grant")
 router.register("audit", AuditEventViewSet, basename="audit-event")
 router.register("pools", StoragePoolViewSet, basename="pool")
 router.register(r"pools/(?P<pool_pk>[0-9]+)/volumes", StorageVolumeViewSet, basename="pool-volume")

@@ -120,6 +120,32 @@ def an_api_token(world):
     return create_api_token(actor=world.alice, user=world.alice)[0].pk
 
 
+def a_user(world):
+    """A plain user to disable, enable or reset (id), so the personas stay as they are."""
+    from apps.accounts.models import User
+
+    return User.objects.get_or_create(username="matrix-user")[0].pk
+
+
+def a_group(world):
+    from django.contrib.auth.models import Group
+
+    return Group.objects.get_or_create(name="matrix-group")[0].pk
+
+
+def a_role(world):
+    from apps.accounts.models import Role
+
+    return Role.objects.get(name="VMUser").pk
+
+
+def alices_grant(world):
+    """Alice's VMUser grant on her VM (id): hers to see, invisible to others without user.manage."""
+    from apps.accounts.models import Grant
+
+    return Grant.objects.get(user=world.alice, scope=world.vm.scope).pk
+
+
 def an_upload(world):
     """(pool id, upload id) of an upload root started in pool "default" (its volume exists, empty)."""
     from apps.storage import transfers
@@ -176,6 +202,65 @@ ROUTES = [
         "token-revoke",
         "post",
         lambda w: reverse("token-revoke", args=[an_api_token(w)]),
+        401,
+        404,
+        404,
+        "alice",
+        200,
+        api=True,
+    ),
+    # Users and groups: `user.manage` on "/" (root) or 403; roles are readable by all; grants are one's own
+    # (others' 404) or everyone's for managers. Writes and delegation: tests/accounts/test_admin_api.py.
+    Route("user-list", "get", lambda w: reverse("user-list"), 401, 403, 403, "root", 200, api=True),
+    Route(
+        "user-detail", "get", lambda w: reverse("user-detail", args=[a_user(w)]), 401, 403, 403, "root", 200, api=True
+    ),
+    Route(
+        "user-disable",
+        "post",
+        lambda w: reverse("user-disable", args=[a_user(w)]),
+        401,
+        403,
+        403,
+        "root",
+        200,
+        api=True,
+    ),
+    Route(
+        "user-enable", "post", lambda w: reverse("user-enable", args=[a_user(w)]), 401, 403, 403, "root", 200, api=True
+    ),
+    Route(
+        "user-reset-password",
+        "post",
+        lambda w: reverse("user-reset-password", args=[a_user(w)]),
+        401,
+        403,
+        403,
+        "root",
+        200,
+        api=True,
+    ),
+    Route("group-list", "get", lambda w: reverse("group-list"), 401, 403, 403, "root", 200, api=True),
+    Route(
+        "group-detail",
+        "get",
+        lambda w: reverse("group-detail", args=[a_group(w)]),
+        401,
+        403,
+        403,
+        "root",
+        200,
+        api=True,
+    ),
+    Route("role-list", "get", lambda w: reverse("role-list"), 401, 200, 200, "alice", 200, api=True),
+    Route(
+        "role-detail", "get", lambda w: reverse("role-detail", args=[a_role(w)]), 401, 200, 200, "alice", 200, api=True
+    ),
+    Route("grant-list", "get", lambda w: reverse("grant-list"), 401, 200, 200, "alice", 200, api=True),
+    Route(
+        "grant-detail",
+        "get",
+        lambda w: reverse("grant-detail", args=[alices_grant(w)]),
         401,
         404,
         404,
