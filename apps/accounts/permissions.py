@@ -123,6 +123,11 @@ class AccessSnapshot:
 def access_for(user, *, fresh: bool = False) -> AccessSnapshot:
     """The user's snapshot, cached on the user object for the request (fresh=True re-reads)."""
     snapshot = getattr(user, "_kvmpanel_access", None)
+    if fresh and getattr(user, "pk", None):
+        # A long-lived holder of the user object (a WebSocket's scope) must see a disable made since.
+        flags = type(user).objects.filter(pk=user.pk).values("is_active", "is_superuser").first()
+        if flags is not None:
+            user.is_active, user.is_superuser = flags["is_active"], flags["is_superuser"]
     if snapshot is None or fresh:
         snapshot = AccessSnapshot(user)
         user._kvmpanel_access = snapshot
