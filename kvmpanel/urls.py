@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from apps.accounts.api_admin import GrantViewSet, GroupViewSet, RoleViewSet, UserViewSet
+from apps.accounts.api_projects import ProjectViewSet, UserQuotaView
 from apps.accounts.api_tokens import ApiTokenViewSet
 from apps.audit.api import AuditEventViewSet
 from apps.core import views as core_views
@@ -22,6 +23,7 @@ router.register("users", UserViewSet, basename="user")
 router.register("groups", GroupViewSet, basename="group")
 router.register("roles", RoleViewSet, basename="role")
 router.register("grants", GrantViewSet, basename="grant")
+router.register("projects", ProjectViewSet, basename="project")
 router.register("audit", AuditEventViewSet, basename="audit-event")
 router.register("pools", StoragePoolViewSet, basename="pool")
 router.register(r"pools/(?P<pool_pk>[0-9]+)/volumes", StorageVolumeViewSet, basename="pool-volume")
@@ -59,6 +61,7 @@ urlpatterns = [
         api_disks.SnapshotRevertView.as_view(),
         name="vm-snapshot-revert",
     ),
+    path("api/v1/users/<int:user_id>/quota/", UserQuotaView.as_view(), name="user-quota"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -18,6 +18,7 @@ one after the other and each sees the others' jobs.
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from django.db import transaction
 from django.db.models import F
 from django.utils.translation import gettext as _
 
@@ -158,11 +159,7 @@ def reserve(actor, *, project_id: int | None, requested: Usage) -> dict[str, Any
     )
     if project_id is not None:
         quotas += list(Quota.objects.filter(project_id=project_id).select_related("project"))
-    for quota in quotas:
-        Quota.objects.filter(pk=quota.pk).update(reservations=F("reservations") + 1)
-    for quota in quotas:
-        used = current_usage(user=quota.user) if quota.user_id else current_usage(project=quota.project)
-        refuse_over_quota(quota, used, requested)
+    _lock_and_check(quotas, requested)
     return {"user": getattr(actor, "pk", None), "project": project_id, **asdict(requested)}
 
 
@@ -196,3 +193,23 @@ def reserve_new_vm(actor, target, cleaned: dict[str, Any]) -> dict[str, Any]:
 def reserve_clone(actor, source, cleaned: dict[str, Any]) -> dict[str, Any]:
     """JobKind.reserve for vm.clone: a copy of the source, in the source's project."""
     return reserve(actor, project_id=source.project_id, requested=vm_usage(source))
+
+
+def refuse_growth_over_quota(vm, requested: Usage) -> None:
+    """For changes made at once, not as jobs (a disk attached or grown): the VM's owner's and project's
+    quotas must have room for `requested`. Checked under the same quota lock as reservations."""
+    quotas = list(Quota.objects.filter(user_id=vm.owner_id).select_related("user")) if vm.owner_id else []
+    if vm.project_id:
+        quotas += list(Quota.objects.filter(project_id=vm.project_id).select_related("project"))
+    if quotas:
+        with transaction.atomic():
+            _lock_and_check(quotas, requested)
+
+
+def _lock_and_check(quotas: list[Quota], requested: Usage) -> None:
+    """Lock each quota row (the UPDATE), then compare its usage plus `requested` with its limits."""
+    for quota in quotas:
+        Quota.objects.filter(pk=quota.pk).update(reservations=F("reservations") + 1)
+    for quota in quotas:
+        used = current_usage(user=quota.user) if quota.user_id else current_usage(project=quota.project)
+        refuse_over_quota(quota, used, requested)

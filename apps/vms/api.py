@@ -49,6 +49,7 @@ class VirtualMachineSerializer(serializers.ModelSerializer):
             "console",
             "agent_connected",
             "owner",
+            "project",
             "observed_at",
             "missing",
             "missing_since",
@@ -119,6 +120,11 @@ class CreateSerializer(serializers.Serializer):
         help_text="Wait for the installer on the ISO to power the VM off, eject it and boot from the disk",
     )
     install_timeout_seconds = serializers.IntegerField(required=False)
+    project = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="The project the VM goes in (its quota applies); needs vm.create there",
+    )
 
 
 class CloneSerializer(serializers.Serializer):

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from django.utils.translation import gettext as _
 
+from apps.accounts.quotas import Usage, refuse_growth_over_quota
 from apps.audit.choices import AuditResult
 from apps.audit.services import record_event
 from apps.core.errors import AccessDenied, ServiceError, from_hypervisor
@@ -223,12 +224,14 @@ def attach_disk(
                     _("%(name)s is already used by %(vms)s.") % {"name": volume.name, "vms": ", ".join(users)},
                     code="volume-in-use",
                 )
+            refuse_growth_over_quota(fresh, Usage(disk_bytes=volume.capacity_bytes))
             disk_path, disk_format = volume.path, volume.format
         else:
             size = validate_capacity(size_bytes)
             disk_format = validate_volume_format(fmt)
             disk_path = new_volume_path(fresh.host, pool, name)
             _check_space(fresh, pool, size)
+            refuse_growth_over_quota(fresh, Usage(disk_bytes=size))
             create = _quote("virsh", "vol-create-as", pool, name, size, "--format", disk_format) + " && "
         chosen = _free_target(fresh, target)
         if create:
@@ -325,6 +328,7 @@ def grow_disk(
         if not disk.pool:
             raise invalid(_("%(path)s is not in a storage pool.") % {"path": disk.source}, code="no-volume")
         _check_space(fresh, disk.pool, size - disk.capacity_bytes)
+        refuse_growth_over_quota(fresh, Usage(disk_bytes=size - disk.capacity_bytes))
         if running:
             disks.grow_live(fresh.host.uri, fresh.uuid, target, size)
             command = _quote("virsh", "blockresize", fresh.name, target, f"{size}B")

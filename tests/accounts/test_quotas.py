@@ -5,7 +5,7 @@ import pytest
 
 from apps.accounts.models import Project, Quota
 from apps.accounts.permissions import has_privilege
-from apps.accounts.quotas import Usage, current_usage
+from apps.accounts.quotas import Usage, current_usage, refuse_growth_over_quota
 from apps.accounts.services import grant_role
 from apps.core.errors import ServiceError
 from apps.jobs import runner
@@ -165,3 +165,22 @@ def test_a_host_grant_still_reaches_vms_in_projects_unless_the_project_decides(w
     grant_role(actor=world.root, role="NoAccess", scope=team.scope, user=world.carol)
     assert not has_privilege(world.carol, world.vm, "vm.view", fresh=True)
     assert world.vm not in VirtualMachine.objects.restrict(world.carol, "vm.view", fresh=True)
+
+
+def test_growing_or_adding_a_disk_past_the_owners_disk_quota_is_refused(world):
+    from apps.vms import disks as disk_services
+
+    VirtualMachine.objects.filter(pk=world.vm.pk).update(owner=world.alice)
+    world.vm.refresh_from_db()
+    Quota.objects.create(user=world.alice, max_disk_gib=1)
+    with pytest.raises(ServiceError) as refused:
+        disk_services.grow_disk(world.vm, "vda", 2 << 30, actor=world.alice)
+    assert refused.value.code == "quota" and "user alice: disk (GiB)" in refused.value.message
+    with pytest.raises(ServiceError) as refused:
+        disk_services.attach_disk(
+            world.vm, actor=world.alice, pool="default", name="big.qcow2", size_bytes=2 << 30, persistent=True
+        )
+    assert refused.value.code == "quota"
+    (vda,) = disk_services.describe_disks(world.vm, actor=world.alice)
+    assert vda.capacity_bytes < 2 << 30  # nothing grew
+    refuse_growth_over_quota(world.vm, Usage(disk_bytes=1 << 20))  # a small disk still fits

@@ -139,6 +139,17 @@ def a_role(world):
     return Role.objects.get(name="VMUser").pk
 
 
+def a_project(world):
+    """Project "matrix" (id) that carol may view (Viewer on it), bob may not see at all."""
+    from apps.accounts.models import Project
+    from apps.accounts.services import grant_role
+
+    project, created = Project.objects.get_or_create(name="matrix")
+    if created:
+        grant_role(actor=world.root, role="Viewer", scope=project.scope, user=world.carol)
+    return project.pk
+
+
 def alices_grant(world):
     """Alice's VMUser grant on her VM (id): hers to see, invisible to others without user.manage."""
     from apps.accounts.models import Grant
@@ -267,6 +278,70 @@ ROUTES = [
         "alice",
         200,
         api=True,
+    ),
+    # Projects: visible to user managers and to whoever holds vm.view on them; writes and quotas need
+    # user.manage on "/"; a user's quota is their own to read (tests/accounts/test_quotas_api.py).
+    Route("project-list", "get", lambda w: reverse("project-list"), 401, 200, 200, "root", 200, api=True),
+    Route(
+        "project-list",
+        "post",
+        lambda w: reverse("project-list"),
+        401,
+        403,
+        403,
+        "root",
+        201,
+        lambda w: {"name": "new"},
+        True,
+    ),
+    Route(
+        "project-detail",
+        "get",
+        lambda w: reverse("project-detail", args=[a_project(w)]),
+        401,
+        404,
+        200,
+        "root",
+        200,
+        api=True,
+    ),
+    Route(
+        "project-usage",
+        "get",
+        lambda w: reverse("project-usage", args=[a_project(w)]),
+        401,
+        404,
+        200,
+        "root",
+        200,
+        api=True,
+    ),
+    Route(
+        "project-quota",
+        "post",
+        lambda w: reverse("project-quota", args=[a_project(w)]),
+        401,
+        404,
+        403,
+        "root",
+        200,
+        lambda w: {"max_vms": 2},
+        True,
+    ),
+    Route(
+        "user-quota", "get", lambda w: reverse("user-quota", args=[w.alice.pk]), 401, 403, 403, "root", 200, api=True
+    ),
+    Route(
+        "user-quota",
+        "post",
+        lambda w: reverse("user-quota", args=[w.alice.pk]),
+        401,
+        403,
+        403,
+        "root",
+        200,
+        lambda w: {"max_vms": 2},
+        True,
     ),
     Route("vms:list", "get", lambda w: reverse("vms:list"), 302, 200, 200, "alice", 200),
     Route("vms:define", "get", lambda w: reverse("vms:define"), 302, 403, 403, "oscar", 200),
@@ -923,7 +998,13 @@ def test_the_list_shows_a_stranger_nothing_and_an_owner_only_their_vms(world):
     assert "vm0002" not in page
 
 
-@pytest.mark.parametrize("route", [r for r in ROUTES if r.method == "post"], ids=lambda r: r.name)
+# A POST whose URL also answers GET (a list that creates, a quota read and set) reads on GET.
+READ_TOO = {r.name for r in ROUTES if r.method == "get"}
+
+
+@pytest.mark.parametrize(
+    "route", [r for r in ROUTES if r.method == "post" and r.name not in READ_TOO], ids=lambda r: r.name
+)
 def test_state_changes_refuse_get(world, route):
     response = client_for(world, "root").get(route.url(world))
     assert response.status_code == 405

@@ -1,0 +1,88 @@
+"""Writes for projects and quotas: each checks `user.manage` on "/", runs in a transaction and is audited.
+
+Who may see a project: holders of `user.manage` on "/" see all, others those they hold `vm.view` on
+(a grant on /projects/{id}, or above it).
+"""
+
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from apps.accounts.models import Project, Quota, User
+from apps.accounts.permissions import has_privilege
+from apps.audit.services import record_event
+from apps.core.errors import AccessDenied, ServiceError
+
+QUOTA_FIELDS = ("max_vms", "max_vcpus", "max_memory_mib", "max_disk_gib")
+
+
+def may_manage(user) -> bool:
+    return has_privilege(user, None, "user.manage")
+
+
+def visible_projects(user):
+    projects = Project.objects.all()
+    if may_manage(user):
+        return projects
+    return projects.filter(pk__in=[p.pk for p in projects if has_privilege(user, p, "vm.view")])
+
+
+def _refuse_unless_manager(actor) -> None:
+    if not may_manage(actor):
+        raise AccessDenied(_("Managing projects and quotas needs the user.manage privilege on /."))
+
+
+def _clean_name(name: object) -> str:
+    name = (name or "").strip() if isinstance(name, str) else ""
+    if not name or len(name) > 64:
+        raise ServiceError(_("A project needs a name of 1 to 64 characters."), code="invalid")
+    return name
+
+
+def save_project(
+    *, actor, project: Project | None = None, name: object, description: str = "", client_address=None
+) -> Project:
+    """Create (project None) or rename/describe a project."""
+    _refuse_unless_manager(actor)
+    creating = project is None
+    project = project or Project()
+    project.name = _clean_name(name)
+    project.description = (description or "")[:200]
+    try:
+        with transaction.atomic():
+            project.save()
+            record_event(
+                actor=actor,
+                verb="project.create" if creating else "project.update",
+                target=project,
+                detail={"name": project.name, "description": project.description},
+                client_address=client_address,
+            )
+    except IntegrityError as error:
+        raise ServiceError(
+            _("A project named %(name)s exists already.") % {"name": project.name}, status=409, code="conflict"
+        ) from error
+    return project
+
+
+def set_quota(
+    *, actor, limits: dict, user: User | None = None, project: Project | None = None, client_address=None
+) -> Quota:
+    """Set a user's or project's limits (None: unlimited). Lowering a limit below the usage is allowed:
+    nothing is taken away, new requests are refused until the usage is under it again."""
+    _refuse_unless_manager(actor)
+    cleaned = {}
+    for field in QUOTA_FIELDS:
+        value = limits.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ServiceError(_("%(field)s must be a whole number ≥ 0 or null.") % {"field": field}, code="invalid")
+        cleaned[field] = value
+    with transaction.atomic():
+        quota, _created = Quota.objects.update_or_create(user=user, project=project, defaults=cleaned)
+        record_event(
+            actor=actor,
+            verb="quota.set",
+            target=project or user,
+            detail=cleaned,
+            client_address=client_address,
+        )
+    return quota
