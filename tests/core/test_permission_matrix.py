@@ -220,6 +220,38 @@ ROUTES = [
         200,
         api=True,
     ),
+    # The users page: `user.manage` on "/" (root) or 403 (tests/accounts/test_admin_api_pages.py).
+    Route("account-users", "get", lambda w: reverse("account-users"), 302, 403, 403, "root", 200),
+    Route(
+        "account-user-disable",
+        "post",
+        lambda w: reverse("account-user-disable", args=[a_user(w)]),
+        302,
+        403,
+        403,
+        "root",
+        302,
+    ),
+    Route(
+        "account-user-enable",
+        "post",
+        lambda w: reverse("account-user-enable", args=[a_user(w)]),
+        302,
+        403,
+        403,
+        "root",
+        302,
+    ),
+    Route(
+        "account-user-reset-password",
+        "post",
+        lambda w: reverse("account-user-reset-password", args=[a_user(w)]),
+        302,
+        403,
+        403,
+        "root",
+        200,
+    ),
     # Users and groups: `user.manage` on "/" (root) or 403; roles are readable by all; grants are one's own
     # (others' 404) or everyone's for managers. Writes and delegation: tests/accounts/test_admin_api.py.
     Route("user-list", "get", lambda w: reverse("user-list"), 401, 403, 403, "root", 200, api=True),
@@ -328,6 +360,7 @@ ROUTES = [
         lambda w: {"max_vms": 2},
         True,
     ),
+    Route("account-quotas", "get", lambda w: reverse("account-quotas"), 302, 403, 403, "root", 200),
     Route(
         "user-quota", "get", lambda w: reverse("user-quota", args=[w.alice.pk]), 401, 403, 403, "root", 200, api=True
     ),
