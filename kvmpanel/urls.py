@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from apps.accounts.api_admin import GrantViewSet, GroupViewSet, RoleViewSet, UserViewSet
 from apps.accounts.api_projects import ProjectViewSet, UserQuotaView
 from apps.accounts.api_tokens import ApiTokenViewSet
+from apps.accounts.quota_views import quota_overview
 from apps.audit.api import AuditEventViewSet
 from apps.core import views as core_views
 from apps.hosts.api import HostViewSet
@@ -33,6 +34,7 @@ urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.health, name="health"),
     path("", include("apps.accounts.urls")),
+    path("account/quotas/", quota_overview, name="account-quotas"),
     path("vms/", include("apps.vms.urls")),
     path("hosts/", include("apps.hosts.urls")),
     path("storage/", include("apps.storage.urls")),

@@ -87,3 +87,14 @@ def test_the_api_refuses_a_create_over_the_quota_with_409_naming_limit_and_usage
     assert second.json()["detail"] == "Quota exceeded for project team: VMs 1 of 1 used, this needs 1 more (limit 1)."
     usage = session(world.oscar).get(reverse("project-usage", args=[project.pk])).json()
     assert usage["usage"]["vms"] == 1 and usage["limits"]["max_vms"] == 1
+
+
+def test_the_quota_page_shows_usage_against_limits_to_managers_only(world):
+    project = Project.objects.create(name="team")
+    Quota.objects.create(project=project, max_vms=2, max_memory_mib=1024)
+    Quota.objects.create(user=world.bob, max_vcpus=4)
+    page = session(world.root).get(reverse("account-quotas"))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "team" in text and "0 / 2" in text and "0 / 1024" in text and "0 / 4" in text and "bob" in text
+    assert session(world.oscar).get(reverse("account-quotas")).status_code == 403
