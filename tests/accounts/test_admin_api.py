@@ -295,3 +295,13 @@ def test_grant_lists_show_a_non_manager_only_their_own_and_those_they_made(world
     }
     everyone = session(world.root).get(reverse("grant-list"), {"scope": world.host.scope}).json()["results"]
     assert {row["username"] for row in everyone} == {"carol", "oscar"}
+
+
+def test_a_project_member_shares_their_role_on_the_project_but_nothing_bigger(world):
+    from apps.accounts.models import Project
+
+    project = Project.objects.create(name="team")
+    grant_role(actor=world.root, role="VMUser", scope=project.scope, user=world.carol)
+    assert grant(session(world.carol), "VMUser", project.scope, user=world.bob).status_code == 201
+    assert grant(session(world.carol), "Operator", project.scope, user=world.bob).status_code == 403
+    assert grant(session(world.root), "VMUser", f"/projects/{project.pk + 1000}", user=world.bob).status_code == 400

@@ -3,7 +3,7 @@
 from django.test import Client
 from django.urls import reverse
 
-from apps.accounts.models import User
+from apps.accounts.models import Role, User
 
 
 def session(user) -> Client:
@@ -56,3 +56,32 @@ def test_a_reset_password_is_shown_once_and_works(world):
 def test_a_non_manager_cannot_disable_anyone(world):
     assert session(world.oscar).post(reverse("account-user-disable", args=[world.bob.pk])).status_code == 403
     assert User.objects.get(pk=world.bob.pk).is_active
+
+
+# ---- /account/roles/ ----
+
+
+def test_everyone_reads_the_roles_page_but_only_a_manager_gets_the_picker(world):
+    page = session(world.bob).get(reverse("account-roles"))
+    assert page.status_code == 200 and "VMUser" in page.content.decode()
+    assert b'id="role-create"' not in page.content
+    assert b'id="role-create"' in session(world.root).get(reverse("account-roles")).content
+
+
+def test_a_manager_creates_a_custom_role_with_the_picker_and_deletes_it(world):
+    root = session(world.root)
+    response = root.post(reverse("account-roles"), {"name": "Restarter", "privileges": ["vm.view", "vm.power"]})
+    assert response.status_code == 302
+    role = Role.objects.get(name="Restarter")
+    assert role.privileges == ["vm.power", "vm.view"] and not role.builtin
+    assert root.post(reverse("account-role-delete", args=[role.pk])).status_code == 302
+    assert not Role.objects.filter(pk=role.pk).exists()
+
+
+def test_a_built_in_role_survives_a_delete_and_a_non_manager_cannot_create(world):
+    vm_user = Role.objects.get(name="VMUser")
+    session(world.root).post(reverse("account-role-delete", args=[vm_user.pk]))
+    assert Role.objects.filter(pk=vm_user.pk).exists()
+    response = session(world.oscar).post(reverse("account-roles"), {"name": "Mine", "privileges": ["vm.view"]})
+    assert response.status_code == 403
+    assert not Role.objects.filter(name="Mine").exists()

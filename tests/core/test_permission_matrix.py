@@ -150,6 +150,12 @@ def a_project(world):
     return project.pk
 
 
+def a_custom_role(world):
+    from apps.accounts.models import Role
+
+    return Role.objects.get_or_create(name="MatrixRole", defaults={"privileges": ["vm.view"]})[0].pk
+
+
 def alices_grant(world):
     """Alice's VMUser grant on her VM (id): hers to see, invisible to others without user.manage."""
     from apps.accounts.models import Grant
@@ -219,6 +225,18 @@ ROUTES = [
         "alice",
         200,
         api=True,
+    ),
+    # The roles page: everyone reads it; deleting a custom role needs `user.manage` on "/".
+    Route("account-roles", "get", lambda w: reverse("account-roles"), 302, 200, 200, "alice", 200),
+    Route(
+        "account-role-delete",
+        "post",
+        lambda w: reverse("account-role-delete", args=[a_custom_role(w)]),
+        302,
+        403,
+        403,
+        "root",
+        302,
     ),
     # The users page: `user.manage` on "/" (root) or 403 (tests/accounts/test_admin_api_pages.py).
     Route("account-users", "get", lambda w: reverse("account-users"), 302, 403, 403, "root", 200),
