@@ -226,6 +226,30 @@ ROUTES = [
         200,
         api=True,
     ),
+    # Groups page: `user.manage` on "/" or 403. Grants page: everyone sees the grants they hold or made; another's
+    # grant is 404 (tests/accounts/test_admin_api_grant_pages.py).
+    Route("account-groups", "get", lambda w: reverse("account-groups"), 302, 403, 403, "root", 200),
+    Route(
+        "account-group-delete",
+        "post",
+        lambda w: reverse("account-group-delete", args=[a_group(w)]),
+        302,
+        403,
+        403,
+        "root",
+        302,
+    ),
+    Route("account-grants", "get", lambda w: reverse("account-grants"), 302, 200, 200, "alice", 200),
+    Route(
+        "account-grant-revoke",
+        "post",
+        lambda w: reverse("account-grant-revoke", args=[alices_grant(w)]),
+        302,
+        404,
+        404,
+        "alice",
+        302,
+    ),
     # The roles page: everyone reads it; deleting a custom role needs `user.manage` on "/".
     Route("account-roles", "get", lambda w: reverse("account-roles"), 302, 200, 200, "alice", 200),
     Route(
