@@ -19,6 +19,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
 from django.shortcuts import get_object_or_404
@@ -125,9 +126,11 @@ def access_for(user, *, fresh: bool = False) -> AccessSnapshot:
     snapshot = getattr(user, "_kvmpanel_access", None)
     if fresh and getattr(user, "pk", None):
         # A long-lived holder of the user object (a WebSocket's scope) must see a disable made since.
-        flags = type(user).objects.filter(pk=user.pk).values("is_active", "is_superuser").first()
-        if flags is not None:
-            user.is_active, user.is_superuser = flags["is_active"], flags["is_superuser"]
+        # get_user_model(), not type(user): Channels hands consumers a lazy wrapper of the user.
+        flags = get_user_model().objects.filter(pk=user.pk).values("is_active", "is_superuser").first()
+        if flags is None:  # deleted since: nothing is allowed any more
+            flags = {"is_active": False, "is_superuser": False}
+        user.is_active, user.is_superuser = flags["is_active"], flags["is_superuser"]
     if snapshot is None or fresh:
         snapshot = AccessSnapshot(user)
         user._kvmpanel_access = snapshot
