@@ -98,7 +98,11 @@ def run_in_guest(vm, command: str, *, expect: str | None = None, timeout: float 
     console = _open(vm, screen, until)
     try:
         _wait_for_shell(console, screen, tag, until)
-        console.write(f'echo KVMB-"{tag}"; {command} 2>&1; echo KVME-"{tag}"-$?\n'.encode())
+        # The output and both tags leave in one printf (one write), so the guest's own console notices
+        # (a DHCP lease line) can only land before or after it, never inside.
+        console.write(
+            f"out=$({command} 2>&1); status=$?; printf 'KVMB-{tag}\\n%s\\nKVME-{tag}-%s\\n' \"$out\" $status\n".encode()
+        )
         done = screen.wait_for(re.compile(rf"KVMB-{tag}\n(.*?)KVME-{tag}-(\d+)\n", re.DOTALL), until)
     finally:
         console.close()
