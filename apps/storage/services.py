@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.permissions import has_privilege
 from apps.audit.choices import AuditResult
-from apps.audit.services import record_event
+from apps.audit.services import audited_hypervisor_write, record_event
 from apps.core.errors import AccessDenied, ServiceError, from_hypervisor
 from apps.hosts.models import Host
 from apps.storage.models import HostStorage, StoragePool, StorageUpload, StorageVolume
@@ -73,21 +73,21 @@ def on_host(
     client_address: str | None,
 ) -> T:
     """Run a hypervisor write; a failure is audited and becomes a ServiceError naming the host."""
-    try:
-        return operation()
-    except HypervisorError as error:
-        record_event(
-            actor=actor,
-            verb=verb,
-            target=target,
-            result=AuditResult.FAILED,
-            message=error.message,
-            detail=detail,
-            client_address=client_address,
-        )
+
+    def forget_vanished(error: HypervisorError) -> None:
         if error.code in {"no-pool", "no-volume"}:
             resync_quietly(host)  # the row outlived the pool or volume: drop it
-        raise from_hypervisor(error, host_name=host.name) from error
+
+    return audited_hypervisor_write(
+        operation,
+        actor=actor,
+        verb=verb,
+        target=target,
+        host_name=host.name,
+        detail=detail,
+        client_address=client_address,
+        on_failure=forget_vanished,
+    )
 
 
 def audit(actor, verb: str, target: Model, detail: dict, client_address: str | None, message: str = "") -> None:

@@ -20,7 +20,7 @@ from apps.accounts.permissions import has_privilege
 from apps.accounts.privileges import OWNER_ROLE
 from apps.accounts.services import grant_role
 from apps.audit.choices import AuditResult
-from apps.audit.services import record_event
+from apps.audit.services import audited_hypervisor_write, record_event
 from apps.core.errors import AccessDenied, ServiceError, from_hypervisor
 from apps.hosts.inventory import apply_summary, sync_domain
 from apps.hosts.models import Host
@@ -134,19 +134,9 @@ def _refuse(actor, vm: VirtualMachine, verb: str, message: str, *, client_addres
 
 
 def _hypervisor(actor, vm: VirtualMachine, verb: str, run: Callable[[], object], *, client_address, detail=None):
-    try:
-        return run()
-    except HypervisorError as error:
-        record_event(
-            actor=actor,
-            verb=verb,
-            target=vm,
-            result=AuditResult.FAILED,
-            message=error.message,
-            detail=detail,
-            client_address=client_address,
-        )
-        raise from_hypervisor(error, host_name=vm.host.name) from error
+    return audited_hypervisor_write(
+        run, actor=actor, verb=verb, target=vm, host_name=vm.host.name, detail=detail, client_address=client_address
+    )
 
 
 def run_lifecycle(vm: VirtualMachine, action_name: str, *, actor, client_address: str | None = None) -> VirtualMachine:
