@@ -242,6 +242,12 @@
     status = freshPage.dataset.status;
     page.dataset.status = status;
     const summary = document.getElementById("job-summary");
+    // While the job runs the bar follows the stream alone: this page was rendered a moment ago and
+    // can be older than the last push already shown (the bar would step back). Once the job has
+    // ended nothing changes any more, and the server's card (with the average rate) is the truth.
+    const liveCard = summary.querySelector(".job-progress-card");
+    const freshCard = fresh.querySelector(".job-progress-card");
+    if (!TERMINAL.includes(status) && liveCard && freshCard) freshCard.replaceWith(liveCard);
     summary.replaceWith(document.adoptNode(fresh));
     if (window.htmx) window.htmx.process(fresh);
   }, 100);
