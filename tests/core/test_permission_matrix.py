@@ -4,9 +4,6 @@
 no row here, so a new page or endpoint cannot ship without its permission test.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
@@ -15,23 +12,11 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from kvmpanel.asgi import application
 from kvmpanel.routing import websocket_urlpatterns
+from tests.core.matrix_rows import extra_routes
+from tests.support.matrix import Route
 
 A_VM_XML = """<domain type='test'><name>matrix</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
 <os><type arch='x86_64'>hvm</type></os><devices/></domain>"""
-
-
-@dataclass(frozen=True)
-class Route:
-    name: str
-    method: str
-    url: Callable  # world -> url
-    anonymous: int  # status for anonymous users
-    stranger: int  # bob: no grant at all
-    viewer: int  # carol: Viewer on the host
-    allowed_as: str  # persona for whom it succeeds
-    allowed: int
-    data: Callable | None = None  # world -> POST data
-    api: bool = False
 
 
 def vm(world):
@@ -1009,6 +994,8 @@ DISK_WRITE_ROUTES = [
         api=True,
     ),
 ]
+# Rows kept beside a feature's own code (tests/core/matrix_rows/*.py), in the same matrix.
+ROUTES += extra_routes()
 # The admin is Django's own (staff only, its own permission system), tested by Django itself.
 EXEMPT = {"admin"}
 WEBSOCKET_ROUTES = {"ws-vms", "ws-vm", "ws-hosts", "ws-vm-serial", "ws-job", "ws-jobs"}
