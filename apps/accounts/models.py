@@ -128,6 +128,11 @@ class Project(models.Model):
     name = models.CharField(_("name"), max_length=64, unique=True)
     description = models.CharField(_("description"), max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Placement: the hosts where members holding vm.create on the project may create its VMs, without
+    # any grant on the host itself (self-service users never need to see a host's other VMs).
+    hosts = models.ManyToManyField(
+        "hosts.Host", blank=True, related_name="projects", verbose_name=_("placement hosts")
+    )
 
     class Meta:
         ordering = ["name"]
