@@ -48,6 +48,25 @@ class _Grant:
     from_user: bool
     no_access: bool
     privileges: frozenset[str]
+    # What apps/accounts/explain.py needs to name the grant; the gate itself never reads these.
+    grant_id: int = 0
+    role_name: str = ""
+    group_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where the gate decided for one object: the deciding level's grants and what they give.
+
+    `depth` is the index in the object's scope chain (0: the object's own scope), `chosen` the grants
+    that decide there (the user's own when they have any at that level, else their groups'), and
+    `privileges` what those give (nothing when NoAccess is among them).
+    """
+
+    depth: int
+    scope: tuple[str, int | None]
+    chosen: tuple[_Grant, ...]
+    privileges: frozenset[str]
 
 
 class AccessSnapshot:
@@ -73,6 +92,9 @@ class AccessSnapshot:
                     from_user=grant.user_id is not None,
                     no_access=grant.role.name == NO_ACCESS,
                     privileges=frozenset(grant.role.privileges),
+                    grant_id=grant.pk,
+                    role_name=grant.role.name,
+                    group_id=grant.group_id,
                 )
             )
 
@@ -86,25 +108,48 @@ class AccessSnapshot:
             *(g.privileges for grants in self._by_scope.values() for g in grants if not g.no_access)
         )
 
+    def grants_at(self, key: tuple[str, int | None]) -> list[_Grant]:
+        return self._by_scope.get(key, [])
+
     @staticmethod
-    def _decide(grants: list[_Grant], own_level: bool) -> frozenset[str] | None:
-        """Privileges granted at one scope, or None when no grant there applies."""
+    def choose(grants: list[_Grant], own_level: bool) -> list[_Grant] | None:
+        """The grants that decide at one scope, or None when no grant there applies.
+
+        A grant applies at its own scope, and below it only when it propagates; among those that
+        apply, the user's own grants beat their groups' grants.
+        """
         applicable = [g for g in grants if own_level or g.propagate]
         if not applicable:
             return None
         users = [g for g in applicable if g.from_user]
-        chosen = users or applicable
+        return users or applicable
+
+    @staticmethod
+    def granted_by(chosen: list[_Grant] | tuple[_Grant, ...]) -> frozenset[str]:
+        """What the deciding grants give: nothing when NoAccess is among them, else their roles' union."""
         if any(g.no_access for g in chosen):
             return frozenset()
         return frozenset().union(*(g.privileges for g in chosen))
 
+    @classmethod
+    def _decide(cls, grants: list[_Grant], own_level: bool) -> frozenset[str] | None:
+        """Privileges granted at one scope, or None when no grant there applies."""
+        chosen = cls.choose(grants, own_level)
+        return None if chosen is None else cls.granted_by(chosen)
+
+    def resolve(self, chain: list[tuple[str, int | None]]) -> Decision | None:
+        """The one resolution: the deepest level of `chain` (deepest first, "/" last) with a grant that
+        applies decides; None when no grant applies anywhere. `privileges_on` and explain.py use it."""
+        for depth, key in enumerate(chain):
+            chosen = self.choose(self._by_scope.get(key, []), own_level=depth == 0)
+            if chosen is not None:
+                return Decision(depth, key, tuple(chosen), self.granted_by(chosen))
+        return None
+
     def privileges_on(self, chain: list[tuple[str, int | None]]) -> frozenset[str]:
         """Privileges on the object whose scope chain is `chain` (deepest first, "/" last)."""
-        for depth, key in enumerate(chain):
-            decided = self._decide(self._by_scope.get(key, []), own_level=depth == 0)
-            if decided is not None:
-                return decided
-        return frozenset()
+        decision = self.resolve(chain)
+        return frozenset() if decision is None else decision.privileges
 
     def level(self, kind: str, privilege: str, own_level: bool) -> tuple[list[int], list[int]]:
         """(object ids with a deciding grant at this level, the subset that grants `privilege`)."""
