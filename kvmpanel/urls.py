@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from apps.accounts.api_admin import GrantViewSet, GroupViewSet, RoleViewSet, UserViewSet
+from apps.accounts.api_admin import EffectivePermissionsView, GrantViewSet, GroupViewSet, RoleViewSet, UserViewSet
 from apps.accounts.api_projects import ProjectViewSet, UserQuotaView
 from apps.accounts.api_tokens import ApiTokenViewSet
 from apps.accounts.quota_views import quota_overview
@@ -64,6 +64,7 @@ urlpatterns = [
         name="vm-snapshot-revert",
     ),
     path("api/v1/users/<int:user_id>/quota/", UserQuotaView.as_view(), name="user-quota"),
+    path("api/v1/users/<int:user_id>/effective/", EffectivePermissionsView.as_view(), name="user-effective"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

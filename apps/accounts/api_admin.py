@@ -9,13 +9,15 @@ from django.contrib.auth.models import Group
 from django.db.models import Q
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from apps.accounts import admin_services
+from apps.accounts.explain import explanation_for, scope_for_request
 from apps.accounts.models import Grant, Role, User
 from apps.accounts.permissions import has_privilege
 from apps.accounts.privileges import PRIVILEGES
@@ -283,3 +285,17 @@ class GrantViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.R
     def destroy(self, request: Request, *args, **kwargs) -> Response:
         admin_services.revoke_grant(self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EffectivePermissionsView(APIView):
+    """`GET /api/v1/users/{id}/effective/?scope=/vms/3`: every privilege the user holds there or not, and why
+    (apps/accounts/explain.py). One's own, or anyone's with user.manage on that scope or above."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("scope", str, description='"/", "/hosts/<id>", "/projects/<id>" or "/vms/<id>"')],
+        responses={200: None},
+    )
+    def get(self, request: Request, user_id: int) -> Response:
+        obj = scope_for_request(request.user, request.query_params.get("scope", "/"))
+        user, explanation = explanation_for(request.user, obj, user_id=user_id)
+        return Response({"user_id": user.pk, "object": None if obj is None else str(obj), **explanation.as_dict()})

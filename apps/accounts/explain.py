@@ -14,13 +14,26 @@ is done here, with one extra query.
 from dataclasses import dataclass, field
 
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Model
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 
-from apps.accounts.permissions import ROOT, AccessSnapshot, Decision, access_for, parse_scope, scope_chain
+from apps.accounts.permissions import (
+    ROOT,
+    AccessSnapshot,
+    Decision,
+    access_for,
+    has_privilege,
+    parse_scope,
+    scope_chain,
+)
 from apps.accounts.privileges import NO_ACCESS, PRIVILEGES
+from apps.core.errors import AccessDenied, ServiceError
+
+MANAGE = "user.manage"
 
 # Why a privilege is or is not held.
 SUPERUSER = "superuser"
@@ -313,3 +326,44 @@ def explain(user, obj: Model | None) -> Explanation:
         privileges=privileges,
         summary=summary,
     )
+
+
+def sees(requester, obj: Model | None) -> bool:
+    """May `requester` see `obj` at all (else it is 404 for them)? "/" is seen by everyone signed in;
+    a project by user.manage holders on "/" and vm.view holders on it (apps/accounts/projects.py)."""
+    if obj is None:
+        return True
+    view_privilege = getattr(obj, "view_privilege", None)
+    if view_privilege is None:  # a project
+        return has_privilege(requester, None, MANAGE) or has_privilege(requester, obj, "vm.view")
+    return has_privilege(requester, obj, view_privilege)
+
+
+def manages_access(requester, obj: Model | None) -> bool:
+    """`user.manage` on the object's scope or above it: may see and change who has access to it."""
+    return has_privilege(requester, obj, MANAGE)
+
+
+def scope_for_request(requester, scope: str) -> Model | None:
+    """The object at `scope` for someone asking about access to it: 400 malformed, 404 missing or invisible."""
+    try:
+        obj = object_at(scope or "/")
+    except ValueError as error:
+        raise ServiceError(str(error), status=400, code="invalid-scope") from error
+    if not manages_access(requester, obj) and not sees(requester, obj):
+        raise Http404
+    return obj
+
+
+def explanation_for(requester, obj: Model | None, *, user_id: int | None = None, username: str | None = None):
+    """(user, explanation) of another user's access to `obj` — for holders of user.manage on its scope —
+    or of one's own. Another user's is refused (403) before the account is looked up, so nobody probes
+    for accounts; a missing account is 404."""
+    own = (user_id is not None and user_id == requester.pk) or (
+        username is not None and username == requester.get_username()
+    )
+    if not own and not manages_access(requester, obj):
+        raise AccessDenied(_("Only holders of user.manage on this scope may look at another user's access."))
+    users = get_user_model().objects
+    user = get_object_or_404(users, pk=user_id) if user_id is not None else get_object_or_404(users, username=username)
+    return user, explain(user, obj)

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from apps.accounts import group_views, role_views, token_views, user_views, views
+from apps.accounts import group_views, permission_views, role_views, token_views, user_views, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -13,6 +13,7 @@ urlpatterns = [
     path("account/groups/<int:group_id>/delete/", group_views.group_delete, name="account-group-delete"),
     path("account/grants/", group_views.grant_list, name="account-grants"),
     path("account/grants/<int:grant_id>/revoke/", group_views.grant_revoke, name="account-grant-revoke"),
+    path("account/effective/", permission_views.effective, name="account-effective"),
     path("account/roles/", role_views.role_list, name="account-roles"),
     path("account/roles/<int:role_id>/delete/", role_views.role_delete, name="account-role-delete"),
     path("account/users/", user_views.user_list, name="account-users"),
