@@ -16,16 +16,33 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import Project, Quota, User
-from apps.accounts.projects import QUOTA_FIELDS, may_manage, save_project, set_quota, visible_projects
+from apps.accounts.projects import (
+    QUOTA_FIELDS,
+    may_manage,
+    save_project,
+    set_project_hosts,
+    set_quota,
+    visible_projects,
+)
 from apps.accounts.quotas import current_usage
-from apps.core.errors import AccessDenied
+from apps.core.errors import AccessDenied, ServiceError
+from apps.hosts.models import Host
 
 
 class ProjectSerializer(serializers.ModelSerializer):
+    hosts = serializers.SerializerMethodField(help_text="Placement: the hosts where members may create VMs")
+
     class Meta:
         model = Project
-        fields = ["id", "name", "description", "created_at"]
-        read_only_fields = ["id", "created_at"]
+        fields = ["id", "name", "description", "hosts", "created_at"]
+        read_only_fields = ["id", "hosts", "created_at"]
+
+    def get_hosts(self, project: Project) -> list[int]:
+        return sorted(host.pk for host in project.hosts.all())
+
+
+class PlacementSerializer(serializers.Serializer):
+    hosts = serializers.ListField(child=serializers.IntegerField(), allow_empty=True)
 
 
 class QuotaSerializer(serializers.Serializer):
@@ -55,7 +72,7 @@ class ProjectViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.
     serializer_class = ProjectSerializer
 
     def get_queryset(self):
-        return visible_projects(self.request.user)
+        return visible_projects(self.request.user).prefetch_related("hosts")
 
     def perform_create(self, serializer) -> None:
         serializer.instance = save_project(
@@ -104,6 +121,19 @@ class ProjectViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.
             client_address=request.META.get("REMOTE_ADDR"),
         )
         return Response(usage_payload(project=project))
+
+    @extend_schema(request=PlacementSerializer, summary="Set the hosts where the project's members may create VMs")
+    @action(detail=True, methods=["post"])
+    def hosts(self, request: Request, pk=None) -> Response:
+        project = self.get_object()
+        data = PlacementSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        wanted = set(data.validated_data["hosts"])
+        hosts = list(Host.objects.filter(pk__in=wanted))
+        if len(hosts) != len(wanted):
+            raise ServiceError(_("No such host."), status=400, code="invalid")
+        set_project_hosts(project, hosts, actor=request.user, client_address=request.META.get("REMOTE_ADDR"))
+        return Response(ProjectSerializer(project).data)
 
 
 class UserQuotaView(APIView):

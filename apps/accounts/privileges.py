@@ -60,7 +60,9 @@ _VM_OWNER_PRIVILEGES = [
 BUILTIN_ROLES: dict[str, list[str]] = {
     ADMINISTRATOR: sorted(PRIVILEGES),
     OPERATOR: [*_VM_OWNER_PRIVILEGES, "vm.clone", "vm.migrate", "vm.create", "host.view", "template.use"],
-    VM_USER: _VM_OWNER_PRIVILEGES,
+    # vm.create counts on a project (create the team's VMs on its placement hosts); a VM owner's
+    # VMUser grant on /vms/{id} gives nothing more by it.
+    VM_USER: [*_VM_OWNER_PRIVILEGES, "vm.create"],
     TEMPLATE_USER: ["template.use"],
     AUDITOR: ["vm.view", "host.view", "audit.view"],
     NO_ACCESS: [],

@@ -86,3 +86,49 @@ def set_quota(
             client_address=client_address,
         )
     return quota
+
+
+def set_project_hosts(project: Project, hosts, *, actor, client_address=None) -> Project:
+    """Set where the project's members may create VMs (placement). VMs already on a host that leaves
+    the placement stay where they are; only new ones are placed by it."""
+    _refuse_unless_manager(actor)
+    hosts = list(hosts)
+    with transaction.atomic():
+        project.hosts.set(hosts)
+        record_event(
+            actor=actor,
+            verb="project.hosts",
+            target=project,
+            detail={"hosts": sorted(host.name for host in hosts)},
+            client_address=client_address,
+        )
+    return project
+
+
+def projects_to_create_in(user, *, fresh: bool = False):
+    """Projects where `user` holds vm.create (the wizard's project choices)."""
+    projects = Project.objects.prefetch_related("hosts")
+    return projects.filter(pk__in=[p.pk for p in projects if has_privilege(user, p, "vm.create", fresh=fresh)])
+
+
+def may_create_on(user, host, project_id: int | None, *, fresh: bool = False) -> bool:
+    """May `user` create a VM on `host` (in `project_id`, if given)?
+
+    vm.create on the host itself, or vm.create on the project when the host is in its placement. The
+    project's own check (vm.create there, for any creator) is apps/accounts/quotas.clean_project's.
+    """
+    if has_privilege(user, host, "vm.create", fresh=fresh):
+        return True
+    if project_id is None:
+        return False
+    project = Project.objects.filter(pk=project_id, hosts=host).first()
+    return project is not None and has_privilege(user, project, "vm.create", fresh=fresh)
+
+
+def creatable_hosts(user):
+    """Hosts where `user` may create VMs: by a grant on the host, or through a project placed there."""
+    from apps.hosts.models import Host
+
+    placed = [host.pk for project in projects_to_create_in(user) for host in project.hosts.all()]
+    direct = Host.objects.restrict(user, "vm.create").values_list("pk", flat=True)
+    return Host.objects.filter(pk__in={*direct, *placed})

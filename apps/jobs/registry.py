@@ -22,6 +22,9 @@ class JobKind:
     # the transaction that inserts the job, raises ServiceError when a quota would be passed
     # (apps/accounts/quotas.py).
     reserve: Callable[..., dict[str, Any]] | None = None
+    # (user, target, params, fresh) -> bool, in place of `privilege` on the target, for kinds whose
+    # right depends on their parameters (vm.create: on the host, or through a project placed on it).
+    authorize: Callable[..., bool] | None = None
 
 
 KINDS: dict[str, JobKind] = {}

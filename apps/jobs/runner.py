@@ -189,7 +189,7 @@ def run_job(job_id: int, *, task_id: str = "") -> str | None:
         return JobStatus.FAILED
     target = job.vm if kind.target == "vm" else job.host
     user = job.requested_by
-    if target is None or user is None or not may_run(user, kind, target, fresh=True):
+    if target is None or user is None or not may_run(user, kind, target, job.params, fresh=True):
         ctx.log("Refused: the requester no longer has permission, or the target is gone")
         _finish(ctx, JobStatus.FAILED, error=_("You do not have permission to do this."))
         return JobStatus.FAILED

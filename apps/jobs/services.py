@@ -45,16 +45,21 @@ def enqueue_job(
     target = vm if job_kind.target == "vm" else host
     if target is None:
         raise ServiceError(_("Choose the host or VM this job runs on."), code="invalid-target")
-    if not may_run(actor, job_kind, target):
+    if not may_run(actor, job_kind, target, params):
         record_event(actor=actor, verb=kind, target=target, result=AuditResult.DENIED, client_address=client_address)
         raise AccessDenied()
     cleaned = job_kind.validate(target, dict(params or {}))
     if vm is not None and host is None:
         host = vm.host
+    refusal = None
     try:
         with transaction.atomic():
             if job_kind.reserve is not None:
-                cleaned = {**cleaned, "reservation": job_kind.reserve(actor, target, cleaned)}
+                try:
+                    cleaned = {**cleaned, "reservation": job_kind.reserve(actor, target, cleaned)}
+                except ServiceError as error:
+                    refusal = error
+                    raise
             job = Job.objects.create(kind=kind, vm=vm, host=host, requested_by=actor, params=cleaned)
             record_event(
                 actor=actor,
@@ -66,6 +71,10 @@ def enqueue_job(
             )
             live.publish(job.pk, "job.progress", live.job_payload(job))
             transaction.on_commit(lambda: _dispatch(job.pk))
+    except ServiceError as error:
+        if error is refusal:  # recorded after the rollback, so the record stays
+            _audit_refusal(job_kind, actor, target, cleaned, error, client_address)
+        raise
     except IntegrityError as error:
         active = Job.objects.filter(vm=vm, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
         if vm is None or active is None:
@@ -78,13 +87,30 @@ def enqueue_job(
     return job
 
 
-def may_run(user, job_kind, target, *, fresh: bool = False) -> bool:
-    """The kind's privilege on its target, and its host privilege on the target VM's host if any."""
-    if not has_privilege(user, target, job_kind.privilege, fresh=fresh):
+def may_run(user, job_kind, target, params=None, *, fresh: bool = False) -> bool:
+    """The kind's privilege on its target (or its own `authorize`), and its host privilege on the
+    target VM's host if any."""
+    if job_kind.authorize is not None:
+        if not job_kind.authorize(user, target, params or {}, fresh):
+            return False
+    elif not has_privilege(user, target, job_kind.privilege, fresh=fresh):
         return False
     host = getattr(target, "host", None)
     return not (job_kind.host_privilege and host is not None) or has_privilege(
         user, host, job_kind.host_privilege, fresh=fresh
+    )
+
+
+def _audit_refusal(job_kind, actor, target, cleaned, refusal: ServiceError, client_address) -> None:
+    """A reservation refused (no right on the project, over quota) is in the audit log like any refusal."""
+    record_event(
+        actor=actor,
+        verb=job_kind.name,
+        target=target,
+        result=AuditResult.DENIED if isinstance(refusal, AccessDenied) else AuditResult.FAILED,
+        message=refusal.message,
+        detail={"code": refusal.code, "project": cleaned.get("project")},
+        client_address=client_address,
     )
 
 

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.permissions import get_object_or_deny, has_privilege
+from apps.accounts.projects import creatable_hosts
 from apps.console import services as console_services
 from apps.console.choices import ConsoleKind
 from apps.core.http import client_address
@@ -257,7 +258,12 @@ class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
         data = CreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         params = dict(data.validated_data)
-        host = get_object_or_deny(Host.objects.all(), request.user, params.pop("host"))
+        host_id = params.pop("host")
+        # A host a self-service user may create on through a project placed there, though unseen;
+        # otherwise 404 for a host they cannot see, and enqueue_job's 403 for one they only see.
+        host = creatable_hosts(request.user).filter(pk=host_id).first()
+        if host is None:
+            host = get_object_or_deny(Host.objects.all(), request.user, host_id)
         job = provisioning.create_vm(host, params, actor=request.user, client_address=client_address(request))
         return Response({"job": JobSerializer(job).data}, status=status.HTTP_202_ACCEPTED)
 

@@ -73,6 +73,9 @@ class CreateVMForm(forms.Form):
 
     host = forms.ModelChoiceField(label=_("Host"), queryset=Host.objects.none())
     name = forms.CharField(label=_("Name"), max_length=300, help_text=_("1-63 letters, digits, '.', '_' or '-'"))
+    project = forms.ChoiceField(
+        label=_("Project"), required=False, help_text=_("The VM counts against the project's quota.")
+    )
     os_variant = forms.ChoiceField(label=_("OS variant"), initial=DEFAULT_VARIANT)
     virt_type = forms.ChoiceField(
         label=_("Acceleration"),
@@ -105,9 +108,17 @@ class CreateVMForm(forms.Form):
     # Where each service parameter is shown: a refusal naming a parameter lands on its field.
     FIELD_OF_PARAM = {"disk_size_bytes": "disk_size", "iso_pool": "iso", "iso_volume": "iso", "vm": None}
 
-    def __init__(self, *args, hosts, host: Host | None, pools=(), isos=(), **kwargs) -> None:
+    def __init__(
+        self, *args, hosts, host: Host | None, pools=(), isos=(), projects=(), project_required=False, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["host"].queryset = hosts
+        # Without a grant on the host, a VM can only be created in a project placed on it.
+        personal = [] if project_required else [("", _("none (your own)"))]
+        self.fields["project"].choices = personal + [(str(p.pk), p.name) for p in projects]
+        self.fields["project"].required = project_required
+        if not projects:
+            del self.fields["project"]
         self.fields["os_variant"].choices = variant_choices()
         default = _("default of the OS variant")
         self.fields["disk_pool"].choices = [(pool, pool) for pool in pools]
@@ -137,6 +148,8 @@ class CreateVMForm(forms.Form):
             params["disk_size_bytes"] = int(data["disk_size"] * SIZE_UNITS[data["disk_unit"]])
         if data.get("iso"):
             params["iso_pool"], params["iso_volume"] = data["iso"].split("/", 1)
+        if data.get("project"):
+            params["project"] = int(data["project"])
         return params
 
     def add_service_error(self, field: str | None, message: str) -> None:

@@ -10,7 +10,8 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.accounts.permissions import get_object_or_deny
+from apps.accounts.permissions import get_object_or_deny, has_privilege
+from apps.accounts.projects import creatable_hosts, projects_to_create_in
 from apps.core.errors import ServiceError
 from apps.core.http import action_response, client_address
 from apps.hosts.models import Host
@@ -184,12 +185,22 @@ def _chosen_host(request: HttpRequest, hosts) -> Host | None:
 def vm_create(request: HttpRequest) -> HttpResponse:
     """The create wizard: Review validates against the host and shows the equivalent commands;
     Create queues the vm.create job and opens its page."""
-    hosts = Host.objects.restrict(request.user, "vm.create")
+    hosts = creatable_hosts(request.user)
     host = _chosen_host(request, hosts)
     if host is None:
         raise PermissionDenied
     pools, isos = provisioning.wizard_choices(host)
-    form = CreateVMForm(request.POST or None, hosts=hosts, host=host, pools=pools, isos=isos)
+    on_host = has_privilege(request.user, host, "vm.create")
+    projects = [p for p in projects_to_create_in(request.user) if on_host or host in p.hosts.all()]
+    form = CreateVMForm(
+        request.POST or None,
+        hosts=hosts,
+        host=host,
+        pools=pools,
+        isos=isos,
+        projects=projects,
+        project_required=not on_host,
+    )
     review = None
     if request.method == "POST" and form.is_valid():
         params = form.params()
@@ -203,6 +214,7 @@ def vm_create(request: HttpRequest) -> HttpResponse:
                 "variant": OS_VARIANTS[cleaned["os_variant"]],
                 "disk_size": provisioning.human_bytes(cleaned["disk_size_bytes"]),
                 "commands": provisioning.create_commands(cleaned),
+                "project": next((p.name for p in projects if p.pk == params.get("project")), ""),
             }
         except provisioning.FieldError as error:
             form.add_service_error(error.field, error.message)

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
+from apps.accounts.projects import may_create_on
 from apps.accounts.quotas import reserve_new_vm
 from apps.core.errors import from_hypervisor
 from apps.hosts.inventory import sync_domain
@@ -290,8 +291,15 @@ def create_commands(params: dict[str, Any]) -> list[str]:
     return [shlex.join(create_volume), shlex.join(install)]
 
 
+def may_create_vm(user, host: Host, params: dict[str, Any], fresh: bool) -> bool:
+    """vm.create on the host, or on the requested project when the host is in its placement."""
+    project = params.get("project")
+    project_id = int(project) if isinstance(project, int | str) and str(project).isdigit() else None
+    return may_create_on(user, host, project_id, fresh=fresh)
+
+
 def create_vm(host: Host, params: dict[str, Any], *, actor, client_address: str | None = None) -> Job:
-    """Queue a `vm.create` job (virt-install): authorized (vm.create on the host) and validated first."""
+    """Queue a `vm.create` job (virt-install): authorized (may_create_vm) and validated first."""
     return enqueue_job("vm.create", actor=actor, host=host, params=params, client_address=client_address)
 
 
@@ -398,5 +406,6 @@ VM_CREATE = register(
         run=_run_create,
         cleanup=_cleanup_create,
         reserve=reserve_new_vm,
+        authorize=may_create_vm,
     )
 )
