@@ -7,6 +7,9 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and access"
 
     def ready(self) -> None:
+        from apps.accounts.live import connect_signals
         from apps.accounts.services import sync_builtin_roles
+
+        connect_signals()
 
         post_migrate.connect(lambda sender, **kwargs: sync_builtin_roles(), sender=self, weak=False)

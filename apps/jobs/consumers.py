@@ -45,6 +45,8 @@ class JobConsumer(LiveConsumer):
     async def _relay(self, kind: str, event: dict) -> None:
         if await _visible(self.scope["user"], self.job_id):
             await self.send_json({"type": kind, "job_id": event["job_id"], "payload": event["payload"]})
+        else:
+            await self.lose_access()
 
     async def job_progress(self, event: dict) -> None:
         await self._relay("progress", event)

@@ -15,10 +15,13 @@ def _visible(user, vm_id: int) -> bool:
 
 
 class _VMConsumer(LiveConsumer):
-    async def vm_changed(self, event: dict) -> None:
+    async def relay(self, event: dict) -> bool:
+        """Send the change if the user may see the VM (or it is gone); False if they may not."""
         payload = event["payload"]
         if payload.get("deleted") or await _visible(self.scope["user"], event["vm_id"]):
             await self.send_json({"type": "vm", "vm": payload})
+            return True
+        return False
 
 
 class VMListConsumer(_VMConsumer):
@@ -26,9 +29,17 @@ class VMListConsumer(_VMConsumer):
 
     group = VMS_GROUP
 
+    async def vm_changed(self, event: dict) -> None:
+        await self.relay(event)
+
 
 class VMDetailConsumer(_VMConsumer):
-    """`/ws/vms/<id>/`: changes to one VM; closes with 4404 if the user cannot see it."""
+    """`/ws/vms/<id>/`: changes to one VM; closes with 4404 if the user cannot see it, at connect or
+    as soon as they lose it."""
+
+    async def vm_changed(self, event: dict) -> None:
+        if not await self.relay(event):
+            await self.lose_access()
 
     async def authorize(self, user) -> bool:
         vm_id = int(self.scope["url_route"]["kwargs"]["pk"])
