@@ -105,6 +105,34 @@ def set_project_hosts(project: Project, hosts, *, actor, client_address=None) ->
     return project
 
 
+def delete_project(project: Project, *, actor, client_address=None) -> None:
+    """Delete an empty project; its quota and the grants on its scope go with it.
+
+    Refused (409 "not-empty") while VMs are in it or a queued or running job reserves one for it: move
+    or delete those first, so no VM silently leaves its team's grants and quota.
+    """
+    from apps.accounts.models import Grant
+    from apps.accounts.quotas import ACTIVE
+    from apps.jobs.models import Job
+
+    _refuse_unless_manager(actor)
+    with transaction.atomic():
+        project = Project.objects.select_for_update().get(pk=project.pk)
+        reserved = Job.objects.filter(status__in=ACTIVE, params__reservation__project=project.pk).exists()
+        if project.vms.exists() or reserved:
+            raise ServiceError(
+                _("Project %(name)s still has VMs (or a job making one): move or delete them first.")
+                % {"name": project.name},
+                status=409,
+                code="not-empty",
+            )
+        grants = Grant.objects.filter(scope=project.scope).select_related("user", "group", "role")
+        detail = {"name": project.name, "grants": [str(grant) for grant in grants]}
+        record_event(actor=actor, verb="project.delete", target=project, detail=detail, client_address=client_address)
+        grants.delete()
+        project.delete()
+
+
 def projects_to_create_in(user, *, fresh: bool = False):
     """Projects where `user` holds vm.create (the wizard's project choices)."""
     projects = Project.objects.prefetch_related("hosts")

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from apps.accounts import group_views, permission_views, role_views, token_views, user_views, views
+from apps.accounts import group_views, permission_views, project_views, role_views, token_views, user_views, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -14,6 +14,16 @@ urlpatterns = [
     path("account/grants/", group_views.grant_list, name="account-grants"),
     path("account/grants/<int:grant_id>/revoke/", group_views.grant_revoke, name="account-grant-revoke"),
     path("account/effective/", permission_views.effective, name="account-effective"),
+    path("account/projects/", project_views.project_list, name="account-projects"),
+    path("account/projects/<int:project_id>/", project_views.project_detail, name="account-project"),
+    path("account/projects/<int:project_id>/edit/", project_views.project_edit, name="account-project-edit"),
+    path("account/projects/<int:project_id>/quota/", project_views.project_quota, name="account-project-quota"),
+    path("account/projects/<int:project_id>/hosts/", project_views.project_hosts, name="account-project-hosts"),
+    path("account/projects/<int:project_id>/delete/", project_views.project_delete, name="account-project-delete"),
+    # The Permissions tab of VMs, hosts and projects (before the vms/ and hosts/ includes, which do not know it).
+    *permission_views.tab_urls("vms/<int:object_id>/permissions/", "vms", "vm-permissions"),
+    *permission_views.tab_urls("hosts/<int:object_id>/permissions/", "hosts", "host-permissions"),
+    *permission_views.tab_urls("account/projects/<int:object_id>/permissions/", "projects", "project-permissions"),
     path("account/roles/", role_views.role_list, name="account-roles"),
     path("account/roles/<int:role_id>/delete/", role_views.role_delete, name="account-role-delete"),
     path("account/users/", user_views.user_list, name="account-users"),
