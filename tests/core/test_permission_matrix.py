@@ -1022,19 +1022,19 @@ def client_for(world, persona: str | None) -> Client:
     return client
 
 
-@pytest.mark.parametrize(
-    "route",
-    [
-        *ROUTES,
-        DELETE_ROUTE,
-        HOST_DELETE_ROUTE,
-        JOB_CREATE_ROUTE,
-        VM_CREATE_ROUTE,
-        *STORAGE_WRITE_ROUTES,
-        *DISK_WRITE_ROUTES,
-    ],
-    ids=lambda r: f"{r.method}-{r.name}",
-)
+# Every row, each tested per persona here and for grant precedence in test_permission_precedence.py.
+EVERY_ROUTE = [
+    *ROUTES,
+    DELETE_ROUTE,
+    HOST_DELETE_ROUTE,
+    JOB_CREATE_ROUTE,
+    VM_CREATE_ROUTE,
+    *STORAGE_WRITE_ROUTES,
+    *DISK_WRITE_ROUTES,
+]
+
+
+@pytest.mark.parametrize("route", EVERY_ROUTE, ids=lambda r: f"{r.method}-{r.name}")
 @pytest.mark.parametrize("persona", ["anonymous", "stranger", "viewer", "allowed"])
 def test_the_route_answers_each_persona_as_it_should(world, route, persona):
     user = {"anonymous": None, "stranger": "bob", "viewer": "carol", "allowed": route.allowed_as}[persona]
