@@ -6,6 +6,7 @@ must then provide SECRET_KEY, DATABASE_URL and REDIS_URL, or start-up fails with
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -53,8 +54,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "django_otp",
+    "axes",
     "apps.core",
     "apps.accounts",
+    "apps.accounts.otp",
     "apps.audit",
     "apps.hosts",
     "apps.vms",
@@ -71,9 +75,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "apps.accounts.otp.middleware.TwoFactorMiddleware",
     "apps.accounts.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a lockout flagged during the request into the login page with the reason (lockout.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "kvmpanel.urls"
@@ -144,6 +152,31 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login lockout (django-axes, apps/accounts/otp/lockout.py): LockoutBackend refuses a username from an
+# address after KVMPANEL_LOGIN_FAILURE_LIMIT failures (wrong passwords and wrong second-step codes) until
+# KVMPANEL_LOGIN_COOLOFF_MINUTES pass or an administrator unlocks it.
+AUTHENTICATION_BACKENDS = [
+    "apps.accounts.otp.lockout.LockoutBackend",
+    # ModelBackend, whose get_user also loads the user's 2FA state (no extra query per request).
+    "apps.accounts.otp.backends.TwoFactorStateBackend",
+]
+AXES_FAILURE_LIMIT = env_int("KVMPANEL_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("KVMPANEL_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# A lockout ends when its cool-off ends: attempts made during it are refused but do not extend it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "apps.accounts.otp.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "apps.accounts.otp.lockout.client_ip"
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit log; axes keeps only the failures
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code", "password_or_code"]
+AXES_VERBOSE = False
+# Two-factor (apps/accounts/otp): the name authenticator apps show, and django-otp's back-off after a
+# wrong code (factor * 2**(failures-1) seconds).
+OTP_TOTP_ISSUER = env_str("KVMPANEL_OTP_ISSUER", "kvmpanel")
+OTP_TOTP_THROTTLE_FACTOR = env_int("KVMPANEL_OTP_THROTTLE_FACTOR", 1)
+# Encrypts secrets the panel reads back, e.g. TOTP seeds (kvmpanel/secrets.py); empty: derived from SECRET_KEY.
+KVMPANEL_SECRET_ENCRYPTION_KEY = env_secret("KVMPANEL_SECRET_ENCRYPTION_KEY") or ""
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "vms:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -282,5 +315,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("KVMPANEL_LOG_LEVEL", "INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    # axes logs every login at INFO; its failures and lockouts are WARNING (and audited).
+    "loggers": {"django.channels.server": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from apps.accounts import admin_services
 from apps.accounts.explain import explanation_for, scope_for_request
 from apps.accounts.models import Grant, Role, User
+from apps.accounts.otp.api import GroupTwoFactorActions, UserTwoFactorActions
 from apps.accounts.permissions import has_privilege
 from apps.accounts.privileges import PRIVILEGES
 from apps.core.errors import AccessDenied, ServiceError
@@ -72,7 +73,9 @@ class PasswordSerializer(serializers.Serializer):
     password = serializers.CharField(required=False, write_only=True, help_text="Omit to have one generated")
 
 
-class UserViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
+class UserViewSet(
+    UserTwoFactorActions, mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet
+):
     serializer_class = UserSerializer
     permission_classes = [permissions.IsAuthenticated, ManagesUsers]
     queryset = User.objects.prefetch_related("groups").order_by("username")
@@ -137,7 +140,7 @@ class GroupWriteSerializer(serializers.Serializer):
     members = serializers.ListField(child=serializers.IntegerField(), required=False)
 
 
-class GroupViewSet(viewsets.ModelViewSet):
+class GroupViewSet(GroupTwoFactorActions, viewsets.ModelViewSet):
     serializer_class = GroupSerializer
     permission_classes = [permissions.IsAuthenticated, ManagesUsers]
     queryset = Group.objects.prefetch_related("user_set").order_by("name")

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts import admin_services
 from apps.accounts.models import Grant, Role, User
+from apps.accounts.otp.admin_views import annotate_groups
 from apps.accounts.permissions import has_privilege
 from apps.core.errors import ServiceError
 
@@ -38,7 +39,7 @@ class GroupForm(forms.Form):
 
 
 def _groups_page(request: HttpRequest, form: GroupForm, *, status: int = 200) -> HttpResponse:
-    groups = Group.objects.prefetch_related("user_set").order_by("name")
+    groups = annotate_groups(Group.objects.prefetch_related("user_set").order_by("name"))
     return render(request, "accounts/groups.html", {"form": form, "groups": groups}, status=status)
 
 

@@ -1,16 +1,23 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from apps.accounts import group_views, permission_views, project_views, role_views, token_views, user_views, views
+from apps.accounts.otp import admin_views as two_factor_admin_views
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    # /login/ (password, then code), /login/verify/ and the user's own /account/2fa/ pages.
+    path("", include("apps.accounts.otp.urls")),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/language/", views.language, name="set-language"),
     path("account/tokens/", token_views.token_list, name="account-tokens"),
     path("account/tokens/<int:token_id>/revoke/", token_views.token_revoke, name="account-token-revoke"),
     path("account/groups/", group_views.group_list, name="account-groups"),
     path("account/groups/<int:group_id>/delete/", group_views.group_delete, name="account-group-delete"),
+    path(
+        "account/groups/<int:group_id>/two-factor/",
+        two_factor_admin_views.group_two_factor,
+        name="account-group-two-factor",
+    ),
     path("account/grants/", group_views.grant_list, name="account-grants"),
     path("account/grants/<int:grant_id>/revoke/", group_views.grant_revoke, name="account-grant-revoke"),
     path("account/effective/", permission_views.effective, name="account-effective"),
@@ -34,4 +41,15 @@ urlpatterns = [
         user_views.user_reset_password,
         name="account-user-reset-password",
     ),
+    path(
+        "account/users/<int:user_id>/two-factor/",
+        two_factor_admin_views.user_two_factor,
+        name="account-user-two-factor",
+    ),
+    path(
+        "account/users/<int:user_id>/reset-two-factor/",
+        two_factor_admin_views.user_reset_two_factor,
+        name="account-user-reset-two-factor",
+    ),
+    path("account/users/<int:user_id>/unlock/", two_factor_admin_views.user_unlock, name="account-user-unlock"),
 ]

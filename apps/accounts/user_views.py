@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts import admin_services
 from apps.accounts.models import User
+from apps.accounts.otp.admin_views import annotate_users
 from apps.accounts.permissions import has_privilege
 from apps.core.errors import ServiceError
 
@@ -39,7 +40,7 @@ def _require_manager(request: HttpRequest) -> None:
 def _page(
     request: HttpRequest, form: UserCreateForm, *, password_for: User | None = None, password: str = "", status=200
 ) -> HttpResponse:
-    users = User.objects.prefetch_related("groups").order_by("username")
+    users = annotate_users(User.objects.prefetch_related("groups").order_by("username"))
     context = {"form": form, "users": users, "password_for": password_for, "password": password}
     response = render(request, "accounts/users.html", context, status=status)
     if password:
