@@ -3,10 +3,13 @@
 import logging
 import os
 import socket
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -30,11 +33,15 @@ class Cancelled(Exception):  # a request to stop, raised by check_cancel
 
 class JobContext:
     """What a job kind's function sees: its job, progress, log, cancel checks and a scratch `state`
-    (what it created, for cleanup). Every report is also a heartbeat."""
+    (what it created, for cleanup). Every report is also a heartbeat: progress and `remember` write
+    one with their own update; log lines and cancel checks only when the last one is a while ago
+    (each write is a commit, and a copy's progress loop checks for cancel twice a second)."""
 
     def __init__(self, job: Job) -> None:
         self.job = job
         self.state: dict[str, Any] = dict(job.state)
+        # The claim (or whoever loaded the row) wrote the last heartbeat a moment ago.
+        self._heartbeat_written = time.monotonic()
 
     def remember(self, **items: Any) -> None:
         """Persist what the job created (JSON values), so cleanup can undo it after a crash too."""
@@ -49,11 +56,16 @@ class JobContext:
     def _update(self, **fields) -> None:
         fields["heartbeat_at"] = timezone.now()
         Job.objects.filter(pk=self.job.pk).update(**fields)
+        self._heartbeat_written = time.monotonic()
         for name, value in fields.items():
             setattr(self.job, name, value)
 
     def heartbeat(self) -> None:
-        self._update()
+        """Tell the reaper this job is alive, unless that was said recently: a tenth of the stale
+        limit (at most 5 s) keeps a live job far from being reaped."""
+        every = min(5.0, settings.KVMPANEL_JOB_STALE_SECONDS / 10)
+        if time.monotonic() - self._heartbeat_written >= every:
+            self._update()
 
     def progress(
         self,
@@ -132,22 +144,25 @@ def _finish(ctx: JobContext, status: str, *, error: str = "", result: dict | Non
         fields["result"] = result
     if status == JobStatus.SUCCEEDED:
         fields["percent"] = 100
-    # Only a job still running is finished here: a reaped job keeps its verdict.
-    if not Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**fields):
-        return
-    job.refresh_from_db()
     audit_result = {JobStatus.SUCCEEDED: AuditResult.OK, JobStatus.FAILED: AuditResult.FAILED}.get(
         status, AuditResult.REFUSED
     )
-    record_event(
-        actor=job.requested_by,
-        verb=job.kind,
-        target=job.target,
-        result=audit_result,
-        message=error or status,
-        detail={"job": job.pk, "result": job.result},
-    )
-    live.publish(job.pk, "job.finished", live.job_payload(job) | {"error": job.error})
+    # The verdict and its audit event in one commit. Only a job still running is finished here: a
+    # reaped job keeps its verdict.
+    with transaction.atomic():
+        if not Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**fields):
+            return
+        for name, value in fields.items():
+            setattr(job, name, value)
+        record_event(
+            actor=job.requested_by,
+            verb=job.kind,
+            target=job.target,
+            result=audit_result,
+            message=error or status,
+            detail={"job": job.pk, "result": job.result},
+        )
+        live.publish(job.pk, "job.finished", live.job_payload(job) | {"error": job.error})
 
 
 def _cleanup(ctx: JobContext, kind) -> None:

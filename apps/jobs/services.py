@@ -1,6 +1,7 @@
 """Every write to a Job: enqueue, cancel, reap. The runner (runner.py) does the rest."""
 
 import socket
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -60,7 +61,10 @@ def enqueue_job(
                 except ServiceError as error:
                     refusal = error
                     raise
-            job = Job.objects.create(kind=kind, vm=vm, host=host, requested_by=actor, params=cleaned)
+            # The Celery task id is chosen here, so handing the job over after the commit writes nothing.
+            job = Job.objects.create(
+                kind=kind, vm=vm, host=host, requested_by=actor, params=cleaned, celery_task_id=str(uuid.uuid4())
+            )
             record_event(
                 actor=actor,
                 verb=kind,
@@ -115,10 +119,12 @@ def _audit_refusal(job_kind, actor, target, cleaned, refusal: ServiceError, clie
 
 
 def _dispatch(job_id: int) -> None:
+    """Hand a committed job to a worker under the task id its row already has: no write here, which
+    would compete with the worker's claim for the database's write lock."""
     from apps.jobs.tasks import run_job_task
 
-    result = run_job_task.delay(job_id)
-    Job.objects.filter(pk=job_id).update(celery_task_id=result.id or "")
+    task_id = Job.objects.filter(pk=job_id).values_list("celery_task_id", flat=True).first()
+    run_job_task.apply_async((job_id,), task_id=task_id or None)
 
 
 def can_cancel(user, job: Job) -> bool:

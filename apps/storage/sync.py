@@ -1,7 +1,8 @@
 """The storage inventory's sync: libvirt's pools and volumes -> StoragePool / StorageVolume rows.
 
-Runs after every storage write (for the pool written to), on host refresh (every pool) and on the
-Refresh actions (with a rescan of each pool first). Rows of pools and volumes that are gone are
+Runs after every storage write (for the pool written to, or only for the volumes written when the
+writer knows them: `sync_volumes`), on host refresh (every pool) and on the Refresh actions (with a
+rescan of each pool first). Rows of pools and volumes that are gone are
 deleted: they are a cache with no history, grants or audit trail of their own.
 """
 
@@ -97,6 +98,43 @@ def _sync_volumes(pool: StoragePool, volumes: tuple[virt_storage.VolumeInfo, ...
     StorageVolume.objects.bulk_create(created)
     StorageVolume.objects.bulk_update(changed, VOLUME_COLUMNS)
     StorageVolume.objects.filter(pk__in=[volume.pk for volume in existing.values()]).delete()
+
+
+def sync_volumes(host: Host, pool_name: str, volume_names: Iterable[str]) -> StoragePool | None:
+    """After a write that made, changed or deleted the named volumes of one pool: that pool's row
+    (its free space) and those volumes' rows, without listing the pool's other volumes (a pool of
+    hundreds takes a libvirt call or two per volume to list). A pool without a row yet gets a full
+    sync of that pool; a pool gone from the host is left to the next full sync. Raises
+    HypervisorError when the host cannot be reached (the rows stay as they were)."""
+    if not StoragePool.objects.filter(host=host, name=pool_name).exists():
+        synced = sync_pools(host, names=[pool_name])
+        return synced[0] if synced else None
+    info = virt_storage.pool_info(host.uri, pool_name)
+    volumes = {name: virt_storage.volume_info(host.uri, pool_name, name) for name in sorted(set(volume_names))}
+    with transaction.atomic():
+        pool = StoragePool.objects.select_for_update().filter(host=host, name=pool_name).first()
+        if pool is None:  # deleted meanwhile by a full sync that saw the pool gone
+            return None
+        for column in POOL_COLUMNS:
+            setattr(pool, column, getattr(info, column))
+        pool.observed_at = timezone.now()
+        pool.save()
+        for name, volume in volumes.items():
+            if volume is None or not info.active:
+                StorageVolume.objects.filter(pool=pool, name=name).delete()
+            else:
+                StorageVolume.objects.update_or_create(
+                    pool=pool, name=name, defaults={column: getattr(volume, column) for column in VOLUME_COLUMNS}
+                )
+    return pool
+
+
+def resync_volumes_quietly(host: Host, pool_name: str, volume_names: Iterable[str]) -> None:
+    """`sync_volumes` after a write that already succeeded (see `resync_quietly`)."""
+    try:
+        sync_volumes(host, pool_name, volume_names)
+    except HypervisorError as error:
+        log.warning("storage sync of %s/%s failed after a write: %s", host.name, pool_name, error)
 
 
 def resync_quietly(host: Host, *, names: Iterable[str] | None = None) -> None:

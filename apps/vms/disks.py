@@ -31,7 +31,7 @@ from apps.jobs.models import Job
 from apps.jobs.registry import JobKind, register
 from apps.jobs.services import enqueue_job
 from apps.storage.services import new_volume_path, volume_at_path
-from apps.storage.sync import resync_quietly
+from apps.storage.sync import resync_quietly, resync_volumes_quietly
 from apps.storage.validators import conflict, invalid, validate_capacity, validate_volume_format
 from apps.vms.choices import PowerState
 from apps.vms.models import VirtualMachine
@@ -150,8 +150,8 @@ def _disk(vm: VirtualMachine, target: str, *, inactive: bool = False, with_sizes
     return next((disk for disk in listed if disk.target == target), None)
 
 
-def _find_disk(vm: VirtualMachine, target: str, *, inactive: bool = False) -> Disk:
-    found = _disk(vm, target, inactive=inactive)
+def _find_disk(vm: VirtualMachine, target: str, *, inactive: bool = False, with_sizes: bool = True) -> Disk:
+    found = _disk(vm, target, inactive=inactive, with_sizes=with_sizes)
     if found is None:
         raise invalid(_("The VM has no disk %(target)s.") % {"target": target}, code="no-disk")
     return found
@@ -448,7 +448,7 @@ def _checked_copy(vm: VirtualMachine, params: dict[str, Any], *, convert: bool) 
     if not isinstance(delete_source, bool):
         raise invalid(_("delete_source is true or false."))
     fresh = _fresh(vm)
-    disk = _find_disk(fresh, target)
+    disk = _find_disk(fresh, target, with_sizes=False)  # the sizes come from its volume, just below
     if disk.device != "disk" or disk.readonly:
         raise invalid(_("Only writable disks can be converted or moved."), code="no-disk")
     source = _pool_volume(fresh, disk.source)
@@ -560,7 +560,11 @@ def _run_copy(ctx) -> dict[str, Any]:
             deleted = True
             ctx.log(f"Deleted {params['source']}")
     sync_domain(vm.host, uuid)
-    resync_quietly(vm.host, names={params["pool"], volume_at_path(vm.host, params["source"])[0]})
+    # Only the volumes this job made or deleted: their pools may hold hundreds of others.
+    resync_volumes_quietly(vm.host, params["pool"], [params["name"]])
+    if deleted:
+        source_pool, source_name = volume_at_path(vm.host, params["source"])
+        resync_volumes_quietly(vm.host, source_pool, [source_name])
     return {"target": target, "path": path, "format": params["format"], "source_deleted": deleted}
 
 
@@ -573,7 +577,7 @@ def _cleanup_copy(ctx) -> None:
         disks.abort_copy(vm.host.uri, vm.uuid, params["target"])
     storage.delete_volume(vm.host.uri, params["pool"], params["name"])
     ctx.log(f"Deleted the copy {params['pool']}/{params['name']} again")
-    resync_quietly(vm.host, names=[params["pool"]])
+    resync_volumes_quietly(vm.host, params["pool"], [params["name"]])
     with contextlib.suppress(HypervisorError):
         sync_domain(vm.host, vm.uuid)
 

@@ -104,7 +104,9 @@ def copy_volume(
     reported = 0
     while builder.is_alive():
         builder.join(poll_seconds)
-        if progress is not None and builder.is_alive():
+        if not builder.is_alive():
+            break  # the copy is over: no report or cancel check can change it now
+        if progress is not None:
             written = _written(daemon_pid, target_path, pool, target_name)
             if written is not None and reported <= written < allocation:
                 reported = written

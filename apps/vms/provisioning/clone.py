@@ -18,7 +18,7 @@ from apps.hosts.models import Host
 from apps.jobs.models import Job
 from apps.jobs.registry import JobKind, register
 from apps.jobs.services import enqueue_job
-from apps.storage.sync import resync_quietly
+from apps.storage.sync import resync_volumes_quietly
 from apps.vms.choices import PowerState
 from apps.vms.models import VirtualMachine
 from apps.vms.provisioning.common import (
@@ -28,10 +28,10 @@ from apps.vms.provisioning.common import (
     define_once,
     flag,
     free_volume_name,
-    host_facts,
     log_command,
     name_taken,
     new_uuid,
+    pool_facts,
     refuse_taken_name,
     start_once,
     undo_what_was_made,
@@ -93,7 +93,7 @@ def validate_clone(vm: VirtualMachine, params: dict[str, Any]) -> dict[str, Any]
 def _plan_clone(vm: VirtualMachine, name: str, pool_name: str) -> ClonePlan:
     host = vm.host
     disks = virt_clone.clone_disks(host.uri, vm.uuid)
-    facts = host_facts(host)
+    facts = pool_facts(host)
     if pool_name:
         active_pool(host, facts, "pool", pool_name)
     copies: list[dict[str, Any]] = []
@@ -147,9 +147,13 @@ def _run_clone(ctx) -> dict[str, Any]:
         path = _copy(ctx, host, disk, plan, done_before=done_before, total=total)
         copied[target] = {"target": target, "pool": plan["pool"], "name": plan["name"], "path": path}
         ctx.remember(volumes=list(copied.values()))
-        resync_quietly(host, names=[plan["pool"]])
         done_before += disk.allocation_bytes
         ctx.log(f"Copied {disk.source} to {path}")
+    # The storage inventory learns of the copies (only these volumes: their pools may hold hundreds).
+    for pool in sorted({entry["pool"] for entry in copied.values()}):
+        resync_volumes_quietly(host, pool, [entry["name"] for entry in copied.values() if entry["pool"] == pool])
+    # A cancel that came as the last copy ended still undoes it all; past the define, it is too late.
+    ctx.check_cancel()
     # A source started during the copy leaves copies of a disk that was changing under them.
     _refuse_running_source(host, source)
 

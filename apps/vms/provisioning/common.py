@@ -17,7 +17,7 @@ from apps.hosts.models import Host
 from apps.jobs.choices import ACTIVE
 from apps.jobs.models import Job
 from apps.storage.services import new_volume_path
-from apps.storage.sync import resync_quietly
+from apps.storage.sync import resync_quietly, resync_volumes_quietly
 from apps.vms import services as vm_services
 from apps.vms.live import publish_vm
 from apps.vms.models import VirtualMachine
@@ -116,6 +116,15 @@ def host_facts(host: Host) -> HostFacts:
         networks={network.name: network for network in capabilities.networks},
         cpu_count=capabilities.cpu_count,
         memory_mib=capabilities.memory_mib,
+    )
+
+
+def pool_facts(host: Host) -> HostFacts:
+    """HostFacts with the host's pools only (one listing, without the capabilities XML that
+    `host_facts` reads): for checks that need nothing else, such as a clone's. Its networks are
+    empty and its CPU and memory 0: not the host's."""
+    return HostFacts(
+        pools={pool.name: pool for pool in virt_host.list_pools(host.uri)}, networks={}, cpu_count=0, memory_mib=0
     )
 
 
@@ -264,4 +273,4 @@ def delete_volume_quietly(ctx, host: Host, pool: str, name: str) -> None:
     except HypervisorError as error:
         if error.code != "no-volume":
             raise
-    resync_quietly(host, names=[pool])
+    resync_volumes_quietly(host, pool, [name])
