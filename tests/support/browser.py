@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.accounts.two_factor_support import code_for
 from tests.conftest import ARTIFACTS, PASSWORD
 
 CHROMIUM = os.environ.get("KVMPANEL_CHROMIUM", "/usr/bin/chromium")
@@ -58,4 +59,18 @@ def log_in(page: Page, panel, username: str) -> None:
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
+    expect(page).to_have_url(f"{panel.url}/vms/")
+
+
+def log_in_with_code(page: Page, panel, username: str, password: str, secret: str, *, steps_ahead: int = 0) -> None:
+    """Log in a user who has an authenticator: the password, then the code computed from `secret` (the
+    base32 secret shown at enrollment). A code is accepted once: a second login within the same 30 s
+    needs `steps_ahead=1`."""
+    page.goto(f"{panel.url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{panel.url}/login/verify/")
+    page.fill("#code-step input[name=code]", code_for(secret, steps_ahead=steps_ahead))
+    page.locator("#code-step button[type=submit]").click()
     expect(page).to_have_url(f"{panel.url}/vms/")
