@@ -222,6 +222,32 @@ def test_stale_running_jobs_are_reaped(world, settings):
     assert JobStatus.FAILED in TERMINAL
 
 
+def test_log_lines_and_cancel_checks_write_a_heartbeat_only_now_and_then(world, settings):
+    settings.KVMPANEL_JOB_STALE_SECONDS = 60
+    old = timezone.now() - timedelta(seconds=2)
+    job = Job.objects.create(
+        kind="volume.create", host=world.host, requested_by=world.root, status=JobStatus.RUNNING, heartbeat_at=old
+    )
+    ctx = runner.JobContext(job)  # as after the claim, which wrote a heartbeat a moment ago
+    ctx.log("one")
+    assert ctx.cancel_requested() is False
+    assert Job.objects.get(pk=job.pk).heartbeat_at == old
+    ctx._heartbeat_written -= 6  # a tenth of the stale limit, at most 5 s, has passed
+    ctx.log("two")
+    assert Job.objects.get(pk=job.pk).heartbeat_at > old
+    assert list(job.log_lines.values_list("line", flat=True)) == ["one", "two"]
+
+
+def test_a_job_is_handed_to_celery_under_the_task_id_its_row_was_created_with(world, monkeypatch):
+    from apps.jobs.tasks import run_job_task
+
+    sent = []
+    monkeypatch.setattr(run_job_task, "apply_async", lambda args, task_id: sent.append((args, task_id)))
+    job = services.enqueue_job("volume.create", actor=world.root, host=world.host, params=volume())
+    services._dispatch(job.pk)
+    assert job.celery_task_id and sent == [((job.pk,), job.celery_task_id)]
+
+
 # ---- the API ----
 
 
