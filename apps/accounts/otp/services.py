@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from axes.utils import reset as axes_reset
 from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext as _
@@ -252,3 +254,15 @@ def unlock_user(user: User, *, actor) -> int:
         detail={"attempt_records_removed": removed},
     )
     return removed
+
+
+@transaction.atomic
+def change_own_password(*, actor: User, new_password: str) -> None:
+    """Set `actor`'s new password (the caller checked the old one); AUTH_PASSWORD_VALIDATORS apply (400)."""
+    try:
+        validate_password(new_password, actor)
+    except ValidationError as error:
+        raise ServiceError(" ".join(error.messages), status=400, code="invalid-password") from error
+    actor.set_password(new_password)
+    actor.save(update_fields=["password"])
+    record_event(actor=actor, verb="user.change_password", target=actor)

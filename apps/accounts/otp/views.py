@@ -14,9 +14,10 @@ import segno
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, update_session_auth_hash
 from django.contrib.auth import login as auth_login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
@@ -224,3 +225,23 @@ def two_factor_disable(request: HttpRequest) -> HttpResponse:
         return _page(request, disable_form=form, status=error.status)
     messages.success(request, _("Two-factor authentication is off."))
     return redirect("account-2fa")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def password_change(request: HttpRequest) -> HttpResponse:
+    """`/account/password/`: one's own password. Django's form checks the old one and runs the validators
+    (their messages show under the field); the session stays signed in and verified."""
+    form = PasswordChangeForm(request.user, request.POST or None)
+    if request.method == "GET":
+        return render(request, "accounts/password.html", {"form": form})
+    if not form.is_valid():
+        return render(request, "accounts/password.html", {"form": form}, status=400)
+    try:
+        services.change_own_password(actor=request.user, new_password=form.cleaned_data["new_password1"])
+    except ServiceError as error:
+        form.add_error("new_password1", error.message)
+        return render(request, "accounts/password.html", {"form": form}, status=error.status)
+    update_session_auth_hash(request, request.user)
+    messages.success(request, _("Password changed."))
+    return redirect("account-password")

@@ -42,6 +42,23 @@ ROUTES = [
     Route("login-verify", "get", lambda w: reverse("login-verify"), 302, 302, 302, "alice", 302),
     Route("login-verify", "post", lambda w: reverse("login-verify"), 302, 302, 302, "alice", 302),
     Route("account-2fa", "get", lambda w: reverse("account-2fa"), 302, 200, 200, "alice", 200),
+    # One's own password: everyone signed in (the new one passes the validators: the answer is a redirect).
+    Route("account-password", "get", lambda w: reverse("account-password"), 302, 200, 200, "alice", 200),
+    Route(
+        "account-password",
+        "post",
+        lambda w: reverse("account-password"),
+        302,
+        302,
+        302,
+        "alice",
+        302,
+        data=lambda w: {
+            "old_password": PASSWORD,
+            "new_password1": "a much better passphrase",
+            "new_password2": "a much better passphrase",
+        },
+    ),
     Route("account-2fa-setup", "post", lambda w: reverse("account-2fa-setup"), 302, 302, 302, "alice", 302),
     # Only alice has a pending app here (made by the data): the others are told to start the set-up first.
     Route(
