@@ -141,7 +141,10 @@ class AccessSnapshot:
         """The one resolution: the deepest level of `chain` (deepest first, "/" last) with a grant that
         applies decides; None when no grant applies anywhere. `privileges_on` and explain.py use it."""
         for depth, key in enumerate(chain):
-            chosen = self.choose(self._by_scope.get(key, []), own_level=depth == 0)
+            grants = self._by_scope.get(key)
+            if not grants:  # most levels of most chains hold no grant: skip them cheaply (list pages)
+                continue
+            chosen = self.choose(grants, own_level=depth == 0)
             if chosen is not None:
                 return Decision(depth, key, tuple(chosen), self.granted_by(chosen))
         return None
