@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy
 from apps.accounts.models import Grant
 from apps.accounts.permissions import has_privilege
 from apps.accounts.privileges import OWNER_ROLE
+from apps.accounts.projects import may_create_on
 from apps.accounts.services import grant_role
 from apps.audit.choices import AuditResult
 from apps.audit.services import audited_hypervisor_write, record_event
@@ -241,10 +242,15 @@ def _inside_pools(path: str, pool_paths: list[str]) -> bool:
     return any(path.startswith(root.rstrip("/") + "/") for root in pool_paths if root)
 
 
-def define_vm(host: Host, xml_text: str, *, actor, client_address: str | None = None) -> VirtualMachine:
-    """`virsh define --validate FILE`, after the panel's own checks; the actor becomes its owner."""
+def define_vm(
+    host: Host, xml_text: str, *, actor, project_id: int | None = None, client_address: str | None = None
+) -> VirtualMachine:
+    """`virsh define --validate FILE`, after the panel's own checks; the actor becomes its owner.
+
+    In a project (`project_id`), vm.create there is enough on a host of its placement."""
     verb = "vm.define"
-    require(actor, host, "vm.create")
+    if not may_create_on(actor, host, project_id):
+        raise AccessDenied()
     try:
         uploaded = domain_xml.vet_uploaded_domain(xml_text)
         pool_paths = [pool.path for pool in virt_host.list_pools(host.uri) if pool.active]
@@ -277,7 +283,13 @@ def define_vm(host: Host, xml_text: str, *, actor, client_address: str | None = 
         raise from_hypervisor(error, host_name=host.name) from error
     with transaction.atomic():
         vm, _changed = apply_summary(host, summary, owner=actor)
-        grant_role(actor=actor, role=OWNER_ROLE, scope=vm.scope, user=actor)
+        if project_id and vm.project_id != project_id:
+            VirtualMachine.objects.filter(pk=vm.pk).update(project_id=project_id)
+            vm.project_id = project_id
+        if vm.project_id is None:
+            # A personal VM is its creator's. A project's VM is the team's: its members reach it
+            # through their grant on the project, and whoever leaves the team loses it with the rest.
+            grant_role(actor=actor, role=OWNER_ROLE, scope=vm.scope, user=actor)
         record_event(actor=actor, verb=verb, target=vm, client_address=client_address, detail={"uuid": vm.uuid})
     return vm
 

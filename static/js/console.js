@@ -161,7 +161,8 @@ async function connect() {
   }
   if (!response.ok) {
     const detail = body.detail || `${response.status} ${response.statusText}`;
-    if (response.status === 403) refuse(detail);
+    // Refused for good (no privilege, the VM out of reach since a revoke, logged out): no retry.
+    if ([401, 403, 404].includes(response.status)) refuse(detail);
     else if (!hasConsole()) showVmState();
     else retryLater(detail, response.status === 429 ? 10 : 0);
     return;

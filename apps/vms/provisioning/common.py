@@ -194,11 +194,11 @@ def define_once(ctx, host: Host, xml_text: str) -> VirtualMachine:
     """Define through the one define path (the panel's checks, the inventory row, the owner grant
     for the requester), unless this job's domain (its remembered UUID) is there already."""
     uuid = ctx.state["uuid"]
-    vm = VirtualMachine.objects.filter(host=host, uuid=uuid).first()
-    if vm is None or not domain.domain_exists(host.uri, uuid=uuid):
-        vm = vm_services.define_vm(host, xml_text, actor=ctx.job.requested_by)
     # The project the job reserved its quota in (apps/accounts/quotas.py) is the new VM's project.
     project_id = ctx.job.params.get("reservation", {}).get("project")
+    vm = VirtualMachine.objects.filter(host=host, uuid=uuid).first()
+    if vm is None or not domain.domain_exists(host.uri, uuid=uuid):
+        vm = vm_services.define_vm(host, xml_text, actor=ctx.job.requested_by, project_id=project_id)
     if project_id and vm.project_id != project_id:
         VirtualMachine.objects.filter(pk=vm.pk).update(project_id=project_id)
         vm.project_id = project_id
