@@ -37,7 +37,7 @@ def test_a_user_enrolls_an_authenticator_and_then_logs_in_with_a_code(browser, p
     expect(page.locator("#recovery-codes")).to_be_visible()
     codes = re.findall(r"[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}", page.locator("#recovery-codes").inner_text())
     assert len(codes) == 10
-    expect(page.locator("#two-factor-on")).to_contain_text("10 recovery codes left")
+    expect(page.locator("#two-factor-on")).to_contain_text("Recovery codes left: 10.")
     assert TotpDevice.objects.get(user=user).confirmed
     assert RecoveryCode.objects.filter(device__user=user).count() == 10
 
