@@ -130,9 +130,7 @@ class Project(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     # Placement: the hosts where members holding vm.create on the project may create its VMs, without
     # any grant on the host itself (self-service users never need to see a host's other VMs).
-    hosts = models.ManyToManyField(
-        "hosts.Host", blank=True, related_name="projects", verbose_name=_("placement hosts")
-    )
+    hosts = models.ManyToManyField("hosts.Host", blank=True, related_name="projects", verbose_name=_("placement hosts"))
 
     class Meta:
         ordering = ["name"]
