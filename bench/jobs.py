@@ -18,8 +18,16 @@ How it is timed, so that the two sides get the same conditions:
   for the convert), writing into the same pool directory; its time includes nothing else.
 * Before every timed step the page cache's dirty pages are written out (`sync`, not timed), so no step
   pays for writeback left by the one before; nothing is dropped from the cache, and the source image
-  is read from the page cache by both sides. The order alternates each round (baseline first, then
-  job first), and each figure is the median of RUNS rounds after WARMUP rounds.
+  is read from the page cache by both sides. Each side's copy is deleted right after its step, before
+  that sync: deleting a 512 MiB file already on disk has ext4 free and discard its blocks (about half
+  a second here, with the `discard` mount option), which would slow whichever step came next. What
+  must be deleted from disk (a convert's source) goes at the end of a round, and the next round
+  starts once the disk has no request in flight.
+* The first large write into the pool's file system after the source image was written (qemu-io
+  writes through, with a flush per request) takes 1.5-2 s more than the next ones, whoever makes it:
+  measured with `dd` and `qemu-img` alone. So each round begins with one untimed baseline copy.
+* The order alternates each round (baseline first, then job first), and each figure is the median of
+  RUNS rounds after WARMUP rounds.
 
 Output is one `name: value` line per figure on stdout (progress on stderr). Uses its own database
 (var/bench/jobs.sqlite3), Celery queue and channel prefix, and lab host 1 (`scripts/lab/lab.sh up`,
@@ -49,6 +57,7 @@ WARMUP = 1
 RUNS = 7
 START_RUNS = 15
 JOB_TIMEOUT = 300
+SETTLE_SECONDS = 3
 # What libvirtd 9.0 runs for storageVolCreateXMLFrom (read from `ps` while a job copies): the source
 # format is given, and a qcow2 target without <compat> in the volume XML is made with compat=0.10.
 LIBVIRT_CONVERT_OPTIONS = {
@@ -142,6 +151,19 @@ class FinishWatch:
         return elapsed, job
 
 
+def settle(directory: Path) -> None:
+    """Write out dirty pages and wait (a few seconds at most) until the pool's disk has no request in
+    flight, such as the discards of a deleted image's blocks, which go on after the unlink returned."""
+    os.sync()
+    device = os.stat(directory).st_dev
+    inflight = Path(f"/sys/dev/block/{os.major(device)}:{os.minor(device)}/inflight")
+    deadline = time.monotonic() + SETTLE_SECONDS
+    quiet_reads = 0
+    while inflight.exists() and quiet_reads < 5 and time.monotonic() < deadline:
+        quiet_reads = quiet_reads + 1 if inflight.read_text().split() == ["0", "0"] else 0
+        time.sleep(0.02)
+
+
 def qemu_img_seconds(source: str, fmt: str, directory: Path) -> float:
     target = directory / f"t-bench-baseline-{uuid.uuid4().hex[:6]}.{fmt}"
     os.sync()
@@ -171,17 +193,20 @@ def remove_vm(vm, admin) -> None:
     vm_services.delete_vm(vm, actor=admin, remove_disks=True)
 
 
-def run_clone(watch: FinishWatch, admin, source) -> tuple[float, int]:
-    """Seconds of one `vm.clone` job, and the clone's inventory id."""
+def run_clone(watch: FinishWatch, admin, source) -> float:
+    """Seconds of one `vm.clone` job; the clone is deleted right after (untimed)."""
     from apps.jobs import services as job_services
+    from apps.vms.models import VirtualMachine
 
     os.sync()
     seconds, job = watch.run(lambda: job_services.enqueue_job("vm.clone", actor=admin, vm=source).pk)
-    return seconds, job.result["vm"]
+    remove_vm(VirtualMachine.objects.get(pk=job.result["vm"]), admin)
+    return seconds
 
 
 def run_convert(watch: FinishWatch, admin, source) -> float:
-    """Seconds of one `vm.disk.convert` job to raw that keeps the old volume."""
+    """Seconds of one `vm.disk.convert` job to raw that keeps the old volume; the VM and its new raw
+    disk are deleted right after (untimed), the old volume at the end of the round."""
     from apps.jobs import services as job_services
 
     params = {"target": "vda", "format": "raw", "delete_source": False}
@@ -189,25 +214,26 @@ def run_convert(watch: FinishWatch, admin, source) -> float:
     seconds, _job = watch.run(
         lambda: job_services.enqueue_job("vm.disk.convert", actor=admin, vm=source, params=params).pk
     )
+    source.refresh_from_db()
+    remove_vm(source, admin)
     return seconds
 
 
 def measure_clone(host, admin, directory: Path, watch: FinishWatch) -> tuple[float, float]:
-    from apps.vms.models import VirtualMachine
-
     job_times, baseline_times = [], []
     source, disk = make_source_vm(host, admin)
     try:
         for run in range(-WARMUP, RUNS):  # the warm-up runs (negative) are not counted
+            qemu_img_seconds(disk, "qcow2", directory)  # untimed: the round's first large write
+            settle(directory)
             # The baseline first in even rounds, the job first in odd ones.
             baseline = qemu_img_seconds(disk, "qcow2", directory) if run % 2 == 0 else None
-            elapsed, clone_id = run_clone(watch, admin, source)
+            elapsed = run_clone(watch, admin, source)
             baseline = baseline if baseline is not None else qemu_img_seconds(disk, "qcow2", directory)
             progress(f"clone run {run + 1}: job {elapsed:.3f} s, qemu-img {baseline:.3f} s")
             if run >= 0:
                 job_times.append(elapsed)
                 baseline_times.append(baseline)
-            remove_vm(VirtualMachine.objects.get(pk=clone_id), admin)
     finally:
         remove_vm(source, admin)
     return statistics.median(job_times), statistics.median(baseline_times)
@@ -219,17 +245,21 @@ def measure_convert(host, admin, directory: Path, watch: FinishWatch) -> tuple[f
     job_times, baseline_times = [], []
     for run in range(-WARMUP, RUNS):
         source, disk = make_source_vm(host, admin)
+        converted = False
         try:
+            qemu_img_seconds(disk, "raw", directory)  # untimed: the round's first large write
+            settle(directory)
             baseline = qemu_img_seconds(disk, "raw", directory) if run % 2 == 0 else None
             elapsed = run_convert(watch, admin, source)
+            converted = True
             baseline = baseline if baseline is not None else qemu_img_seconds(disk, "raw", directory)
             progress(f"convert run {run + 1}: job {elapsed:.3f} s, qemu-img {baseline:.3f} s")
             if run >= 0:
                 job_times.append(elapsed)
                 baseline_times.append(baseline)
         finally:
-            source.refresh_from_db()
-            remove_vm(source, admin)  # its disk is the new raw volume once the job ran
+            if not converted:
+                remove_vm(source, admin)
             if storage.volume_info(host.uri, POOL, Path(disk).name) is not None:
                 storage.delete_volume(host.uri, POOL, Path(disk).name)
     return statistics.median(job_times), statistics.median(baseline_times)

@@ -42,6 +42,13 @@ class JobContext:
         self.state: dict[str, Any] = dict(job.state)
         # The claim (or whoever loaded the row) wrote the last heartbeat a moment ago.
         self._heartbeat_written = time.monotonic()
+        self._after_finish: list[Callable[[], None]] = []
+
+    def after_finish(self, step: Callable[[], None]) -> None:
+        """Run `step` once the job's verdict is written and pushed, whatever it is: for work nobody
+        waits for, such as refreshing the storage inventory (a cache) for the volumes a job made. A
+        step that fails is logged; the verdict stands."""
+        self._after_finish.append(step)
 
     def remember(self, **items: Any) -> None:
         """Persist what the job created (JSON values), so cleanup can undo it after a crash too."""
@@ -113,6 +120,8 @@ class JobContext:
         except HypervisorError as error:
             if error.code == "cancelled":
                 raise Cancelled() from error
+            if error.code == "exists":  # refused before anything was written: that volume is not ours
+                self.remember(copying=None)
             raise
         self.remember(copying=None)
         return path
@@ -198,6 +207,17 @@ def run_job(job_id: int, *, task_id: str = "") -> str | None:
         return None
     job = Job.objects.select_related("vm", "host", "requested_by").get(pk=job_id)
     ctx = JobContext(job)
+    status = _run_claimed(ctx)
+    for step in ctx._after_finish:
+        try:
+            step()
+        except Exception:
+            log.exception("a step after job %s failed", job.pk)
+    return status
+
+
+def _run_claimed(ctx: JobContext) -> str:
+    job = ctx.job
     kind = get_kind(job.kind)
     if kind is None:
         _finish(ctx, JobStatus.FAILED, error=_("Unknown job kind %(kind)s.") % {"kind": job.kind})

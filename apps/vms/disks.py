@@ -17,6 +17,7 @@ import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from django.utils.translation import gettext as _
@@ -560,11 +561,12 @@ def _run_copy(ctx) -> dict[str, Any]:
             deleted = True
             ctx.log(f"Deleted {params['source']}")
     sync_domain(vm.host, uuid)
-    # Only the volumes this job made or deleted: their pools may hold hundreds of others.
-    resync_volumes_quietly(vm.host, params["pool"], [params["name"]])
+    # The storage inventory (a cache) catches up once the job is over, and only for the volumes this
+    # job made or deleted: their pools may hold hundreds of others.
+    ctx.after_finish(partial(resync_volumes_quietly, vm.host, params["pool"], [params["name"]]))
     if deleted:
         source_pool, source_name = volume_at_path(vm.host, params["source"])
-        resync_volumes_quietly(vm.host, source_pool, [source_name])
+        ctx.after_finish(partial(resync_volumes_quietly, vm.host, source_pool, [source_name]))
     return {"target": target, "path": path, "format": params["format"], "source_deleted": deleted}
 
 

@@ -248,6 +248,45 @@ def test_a_job_is_handed_to_celery_under_the_task_id_its_row_was_created_with(wo
     assert job.celery_task_id and sent == [((job.pk,), job.celery_task_id)]
 
 
+def test_steps_after_the_finish_run_once_the_verdict_is_written_and_cannot_change_it(world, monkeypatch):
+    seen = []
+
+    def run(ctx):
+        ctx.after_finish(lambda: seen.append(Job.objects.get(pk=ctx.job.pk).status))
+        ctx.after_finish(lambda: 1 / 0)
+        ctx.after_finish(lambda: seen.append("still run"))
+        return {}
+
+    get_kind("volume.create")
+    monkeypatch.setitem(KINDS, "test.after", JobKind("test.after", "storage.manage", "host", lambda t, p: p, run))
+    job = services.enqueue_job("test.after", actor=world.root, host=world.host, params={})
+    assert runner.run_job(job.pk) == JobStatus.SUCCEEDED
+    assert seen == [JobStatus.SUCCEEDED, "still run"]
+    assert Job.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED
+
+
+def test_a_copy_refused_because_the_name_is_taken_never_deletes_that_volume(world, monkeypatch):
+    from kvmpanel.virt import volume_copy
+
+    def taken(*args, **kwargs):
+        raise HypervisorError("Pool default already holds a volume named data.qcow2.", code="exists")
+
+    discarded = []
+    monkeypatch.setattr(volume_copy, "copy_volume", taken)
+    monkeypatch.setattr(volume_copy, "discard_copy", lambda *args, **kwargs: discarded.append(args))
+
+    def run(ctx):
+        ctx.copy_volume(world.host.uri, "/pool/vm0000.qcow2", "default", "data.qcow2")
+        return {}
+
+    get_kind("volume.create")
+    monkeypatch.setitem(KINDS, "test.copy", JobKind("test.copy", "storage.manage", "host", lambda t, p: p, run))
+    job = services.enqueue_job("test.copy", actor=world.root, host=world.host, params={})
+    assert runner.run_job(job.pk) == JobStatus.FAILED
+    job.refresh_from_db()
+    assert job.state.get("copying") is None and discarded == []
+
+
 # ---- the API ----
 
 

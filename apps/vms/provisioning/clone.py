@@ -4,6 +4,7 @@ shared, and the clone is defined with a new name, UUID, MACs, console endpoint a
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -149,9 +150,11 @@ def _run_clone(ctx) -> dict[str, Any]:
         ctx.remember(volumes=list(copied.values()))
         done_before += disk.allocation_bytes
         ctx.log(f"Copied {disk.source} to {path}")
-    # The storage inventory learns of the copies (only these volumes: their pools may hold hundreds).
+    # The storage inventory (a cache) learns of the copies once the job is over, and of only these
+    # volumes: their pools may hold hundreds.
     for pool in sorted({entry["pool"] for entry in copied.values()}):
-        resync_volumes_quietly(host, pool, [entry["name"] for entry in copied.values() if entry["pool"] == pool])
+        names = [entry["name"] for entry in copied.values() if entry["pool"] == pool]
+        ctx.after_finish(partial(resync_volumes_quietly, host, pool, names))
     # A cancel that came as the last copy ended still undoes it all; past the define, it is too late.
     ctx.check_cancel()
     # A source started during the copy leaves copies of a disk that was changing under them.
