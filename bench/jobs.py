@@ -29,7 +29,9 @@ How it is timed, so that the two sides get the same conditions:
 * The order alternates each round (baseline first, then job first), and each figure is the median of
   RUNS rounds after WARMUP rounds.
 
-Output is one `name: value` line per figure on stdout (progress on stderr). Uses its own database
+Output is one `name: value` line per figure on stdout; on stderr each round's times and where the
+job's time went (`phases`: the request, the wait for the worker, the worker with the copy command's
+window, the push of the verdict). Uses its own database
 (var/bench/jobs.sqlite3), Celery queue and channel prefix, and lab host 1 (`scripts/lab/lab.sh up`,
 Redis running: `make bench` does both). Never judges the timings.
 
@@ -124,6 +126,7 @@ class FinishWatch:
         self.loop = asyncio.new_event_loop()
         self.channel = self.loop.run_until_complete(self.layer.new_channel())
         self.loop.run_until_complete(self.layer.group_add(JOBS_GROUP, self.channel))
+        self.phases = ""
 
     async def _finished(self, job_id: int) -> None:
         while True:
@@ -133,22 +136,44 @@ class FinishWatch:
 
     def run(self, start: Callable[[], int]) -> tuple[float, object]:
         """Seconds from calling `start` (which enqueues and returns the job id) to its finish push;
-        and the job, which must have succeeded."""
+        and the job, which must have succeeded. `self.phases` then says where the time went."""
         from apps.jobs.choices import JobStatus
         from apps.jobs.models import Job
 
-        started = time.monotonic()
+        started, wall_started = time.monotonic(), time.time()
         job_id = start()
+        wall_enqueued = time.time()
         try:
             self.loop.run_until_complete(asyncio.wait_for(self._finished(job_id), JOB_TIMEOUT))
         except TimeoutError as error:
             raise BenchError(f"job #{job_id} did not finish within {JOB_TIMEOUT} s") from error
-        elapsed = time.monotonic() - started
+        elapsed, wall_seen = time.monotonic() - started, time.time()
         job = Job.objects.get(pk=job_id)
         if job.status != JobStatus.SUCCEEDED:
             lines = "\n".join(job.log_lines.values_list("line", flat=True))
             raise BenchError(f"job {job.kind} #{job.pk} {job.status}: {job.error}\n{lines}")
+        self.phases = phases(job, wall_started, wall_enqueued, wall_seen)
         return elapsed, job
+
+
+def phases(job, wall_started: float, wall_enqueued: float, wall_seen: float) -> str:
+    """Where a job's time went, from the row's and its log lines' time stamps (the same clock): the
+    request (validation, row, audit), the wait for the worker (commit, Celery, claim), the worker
+    (its command line logged → the next log line is the copy and what follows it at once), and the
+    push of the verdict to this listener."""
+    started, finished = job.started_at.timestamp(), job.finished_at.timestamp()
+    lines = list(job.log_lines.order_by("pk").values_list("at", "line"))
+    command = next((i for i, (_at, line) in enumerate(lines) if line.startswith("$ ")), None)
+    copy = ""
+    if command is not None and command + 1 < len(lines):
+        before = (lines[command][0].timestamp() - started) * 1000
+        during = (lines[command + 1][0].timestamp() - lines[command][0].timestamp()) * 1000
+        copy = f" (before the command {before:.0f}, command → next log line {during:.0f})"
+    request, queue = (wall_enqueued - wall_started) * 1000, (started - wall_enqueued) * 1000
+    return (
+        f"request {request:.0f} ms, to the worker {queue:.0f}, worker {(finished - started) * 1000:.0f}{copy}, "
+        f"push {(wall_seen - finished) * 1000:.0f}"
+    )
 
 
 def settle(directory: Path) -> None:
@@ -230,7 +255,7 @@ def measure_clone(host, admin, directory: Path, watch: FinishWatch) -> tuple[flo
             baseline = qemu_img_seconds(disk, "qcow2", directory) if run % 2 == 0 else None
             elapsed = run_clone(watch, admin, source)
             baseline = baseline if baseline is not None else qemu_img_seconds(disk, "qcow2", directory)
-            progress(f"clone run {run + 1}: job {elapsed:.3f} s, qemu-img {baseline:.3f} s")
+            progress(f"clone run {run + 1}: job {elapsed:.3f} s, qemu-img {baseline:.3f} s; job: {watch.phases}")
             if run >= 0:
                 job_times.append(elapsed)
                 baseline_times.append(baseline)
@@ -253,7 +278,7 @@ def measure_convert(host, admin, directory: Path, watch: FinishWatch) -> tuple[f
             elapsed = run_convert(watch, admin, source)
             converted = True
             baseline = baseline if baseline is not None else qemu_img_seconds(disk, "raw", directory)
-            progress(f"convert run {run + 1}: job {elapsed:.3f} s, qemu-img {baseline:.3f} s")
+            progress(f"convert run {run + 1}: job {elapsed:.3f} s, qemu-img {baseline:.3f} s; job: {watch.phases}")
             if run >= 0:
                 job_times.append(elapsed)
                 baseline_times.append(baseline)
