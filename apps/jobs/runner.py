@@ -108,10 +108,13 @@ class JobContext:
         *,
         fmt: str | None = None,
         progress: Callable[[int, int], None] | None = None,
+        made: Callable[[str], dict[str, Any]] | None = None,
     ) -> str:
         """volume_copy.copy_volume with this job's cancel flag, recorded while it runs: should the
         worker die mid-copy, the cleanup stops the copy (libvirtd carries on without us) and deletes
-        the half-made volume. Once it returns, the new volume is the kind's to remember."""
+        the half-made volume. Once it returns, the new volume is the kind's to remember: `made(path)`
+        gives what to remember about it, written with the end of the copy's record (one write, and
+        no moment in which a dead worker's cleanup would know of neither)."""
         self.remember(copying={"uri": uri, "pool": pool, "name": name})
         try:
             path = volume_copy.copy_volume(
@@ -123,7 +126,7 @@ class JobContext:
             if error.code == "exists":  # refused before anything was written: that volume is not ours
                 self.remember(copying=None)
             raise
-        self.remember(copying=None)
+        self.remember(copying=None, **(made(path) if made is not None else {}))
         return path
 
     def check_cancel(self) -> None:
@@ -191,6 +194,8 @@ def _cleanup(ctx: JobContext, kind) -> None:
 def reap_dead_jobs() -> list[int]:
     """Fail the jobs whose worker is gone, then undo what each had created (from Job.state)."""
     reaped = reap_stale_jobs()
+    if not reaped:  # the usual case, and it runs before every job: not even a query to build
+        return reaped
     for job in Job.objects.filter(pk__in=reaped).select_related("vm", "host", "requested_by"):
         kind = get_kind(job.kind)
         if kind is not None and job.state:

@@ -515,9 +515,14 @@ def _copy(ctx, uri: str, uuid: str, params: dict[str, Any]) -> str:
     target, fmt = params["target"], params["format"]
     if not params["live"]:
         path = ctx.copy_volume(
-            uri, params["source"], params["pool"], params["name"], fmt=fmt, progress=_reporter(ctx, "copy")
+            uri,
+            params["source"],
+            params["pool"],
+            params["name"],
+            fmt=fmt,
+            progress=_reporter(ctx, "copy"),
+            made=lambda _path: {"created": True},
         )
-        ctx.remember(created=True)
         ctx.check_cancel()
         if disks.is_active(uri, uuid):
             raise HypervisorError(_("The VM was started during the copy; its disk was left as it was."))

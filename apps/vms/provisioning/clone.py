@@ -145,9 +145,7 @@ def _run_clone(ctx) -> dict[str, Any]:
         log_command(
             ctx, "virsh", "vol-clone", "--pool", disk.pool, disk.volume, plan["name"], "--newpool", plan["pool"]
         )
-        path = _copy(ctx, host, disk, plan, done_before=done_before, total=total)
-        copied[target] = {"target": target, "pool": plan["pool"], "name": plan["name"], "path": path}
-        ctx.remember(volumes=list(copied.values()))
+        path = _copy(ctx, host, disk, plan, copied, done_before=done_before, total=total)
         done_before += disk.allocation_bytes
         ctx.log(f"Copied {disk.source} to {path}")
     # The storage inventory (a cache) learns of the copies once the job is over, and of only these
@@ -185,7 +183,10 @@ def _refuse_running_source(host: Host, source: VirtualMachine) -> None:
         )
 
 
-def _copy(ctx, host: Host, disk: virt_clone.CloneDisk, plan: dict, *, done_before: int, total: int) -> str:
+def _copy(
+    ctx, host: Host, disk: virt_clone.CloneDisk, plan: dict, copied: dict[str, dict], *, done_before: int, total: int
+) -> str:
+    """Copy one disk; `copied` (what the job remembers as its volumes) gains it as the copy ends."""
     last = [0.0]
 
     def progress(done: int, _disk_total: int) -> None:
@@ -195,8 +196,12 @@ def _copy(ctx, host: Host, disk: virt_clone.CloneDisk, plan: dict, *, done_befor
             overall = done_before + done
             ctx.progress(percent=int(90 * overall / total), bytes_done=overall, phase=f"copying {disk.target}")
 
+    def made(path: str) -> dict[str, Any]:
+        copied[disk.target] = {"target": disk.target, "pool": plan["pool"], "name": plan["name"], "path": path}
+        return {"volumes": list(copied.values())}
+
     # Recorded while it runs, so a dead worker's copy is stopped and deleted by the cleanup.
-    return ctx.copy_volume(host.uri, disk.source, plan["pool"], plan["name"], progress=progress)
+    return ctx.copy_volume(host.uri, disk.source, plan["pool"], plan["name"], progress=progress, made=made)
 
 
 def _cleanup_clone(ctx) -> None:
