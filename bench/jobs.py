@@ -24,16 +24,16 @@ How it is timed, so that the two sides get the same conditions:
   must be deleted from disk (a convert's source) goes at the end of a round, and the next round
   starts once the disk has no request in flight.
 * The first large write into the pool's file system after the source image was written (qemu-io
-  writes through, with a flush per request) takes 1.5-2 s more than the next ones, whoever makes it:
+  writes through, with a flush per request) takes 1-2 s more than the next ones, whoever makes it:
   measured with `dd` and `qemu-img` alone. So each round begins with one untimed baseline copy.
 * The order alternates each round (baseline first, then job first), and each figure is the median of
   RUNS rounds after WARMUP rounds.
 
 Output is one `name: value` line per figure on stdout; on stderr each round's times and where the
 job's time went (`phases`: the request, the wait for the worker, the worker with the copy command's
-window, the push of the verdict). Uses its own database
-(var/bench/jobs.sqlite3), Celery queue and channel prefix, and lab host 1 (`scripts/lab/lab.sh up`,
-Redis running: `make bench` does both). Never judges the timings.
+window, the push of the verdict). Uses its own database (var/bench/jobs.sqlite3), Celery queue and
+channel prefix, and lab host 1 (`scripts/lab/lab.sh up`, Redis running: `make bench` does both).
+Never judges the timings.
 
 Run from the repository root: `.venv/bin/python bench/jobs.py` (or `make bench`).
 """
