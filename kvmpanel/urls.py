@@ -12,7 +12,7 @@ from apps.core import views as core_views
 from apps.hosts.api import HostViewSet
 from apps.jobs.api import JobViewSet
 from apps.storage.api import StoragePoolViewSet, StorageUploadViewSet, StorageVolumeViewSet
-from apps.vms import api_disks
+from apps.vms import api_compute, api_disks
 from apps.vms.api import VirtualMachineViewSet
 
 router = DefaultRouter()
@@ -63,6 +63,9 @@ urlpatterns = [
         api_disks.SnapshotRevertView.as_view(),
         name="vm-snapshot-revert",
     ),
+    path("api/v1/vms/<int:vm_id>/vcpus/", api_compute.VcpusView.as_view(), name="vm-vcpus"),
+    path("api/v1/vms/<int:vm_id>/memory/", api_compute.MemoryView.as_view(), name="vm-memory"),
+    path("api/v1/vms/<int:vm_id>/memory-stats/", api_compute.MemoryStatsView.as_view(), name="vm-memory-stats"),
     path("api/v1/users/<int:user_id>/quota/", UserQuotaView.as_view(), name="user-quota"),
     path("api/v1/users/<int:user_id>/effective/", EffectivePermissionsView.as_view(), name="user-effective"),
     path("api/v1/", include(router.urls)),

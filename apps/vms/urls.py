@@ -1,7 +1,7 @@
 from django.urls import path
 
 from apps.console import views as console_views
-from apps.vms import disk_views, views
+from apps.vms import compute_views, disk_views, views
 
 app_name = "vms"
 
@@ -27,5 +27,8 @@ urlpatterns = [
     path("<int:pk>/snapshots/create/", disk_views.snapshot_create, name="snapshot-create"),
     path("<int:pk>/snapshots/<str:name>/revert/", disk_views.snapshot_revert, name="snapshot-revert"),
     path("<int:pk>/snapshots/<str:name>/delete/", disk_views.snapshot_delete, name="snapshot-delete"),
+    path("<int:pk>/compute/vcpus/", compute_views.compute_vcpus, name="compute-vcpus"),
+    path("<int:pk>/compute/memory/", compute_views.compute_memory, name="compute-memory"),
+    path("<int:pk>/compute/memory-stats/", compute_views.memory_stats, name="memory-stats"),
     path("<int:pk>/<slug:action>/", views.vm_action, name="action"),
 ]
