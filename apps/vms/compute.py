@@ -9,6 +9,7 @@ apps.accounts.quotas.vm_usage), writes one audit event with the equivalent virsh
 re-syncs the VM's inventory row so its page and the quota usage see the change.
 """
 
+import contextlib
 from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
@@ -97,7 +98,13 @@ def set_vcpus(
                     status=400,
                     code="beyond-maximum",
                 )
-        compute.set_vcpus(fresh.host.uri, fresh.uuid, wanted, live=on_live, config=on_config)
+        try:
+            compute.set_vcpus(fresh.host.uri, fresh.uuid, wanted, live=on_live, config=on_config)
+        except HypervisorError as error:
+            if error.code == "cannot-unplug":  # some vCPUs may have left: the row shows what is true now
+                with contextlib.suppress(HypervisorError):
+                    sync_domain(fresh.host, fresh.uuid)
+            raise
         command = _quote("virsh", "setvcpus", fresh.name, wanted) + " " + _flags(on_live, on_config)
         return ComputeChange(sync_domain(fresh.host, fresh.uuid) or fresh, command, "vcpus")
 

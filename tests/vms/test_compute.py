@@ -9,6 +9,7 @@ The world's domains have `<vcpu current='1'>2</vcpu>`, 384 MiB of 512 MiB; vm000
 import pytest
 
 from apps.accounts.models import Project, Quota
+from apps.accounts.quotas import current_usage
 from apps.audit.models import AuditEvent
 from apps.core.errors import AccessDenied, ServiceError
 from apps.vms import compute as compute_services
@@ -172,6 +173,7 @@ def test_raising_the_maximum_vcpus_is_refused_over_the_owners_quota(world):
     assert sizing(vm, live=False).vcpus_max == 2
     assert AuditEvent.objects.get(verb="vm.vcpus.maximum").result == "refused"
     compute_services.set_max_vcpus(vm, 3, actor=world.alice)  # what fits is accepted
+    assert current_usage(user=world.alice).vcpus == 3  # the quota usage sees the new maximum at once
 
 
 def test_raising_the_maximum_memory_is_refused_over_the_projects_quota(world):
