@@ -40,6 +40,13 @@ class Command(BaseCommand):
     def _admin(self) -> tuple[User, bool]:
         admin = User.objects.filter(username="admin").first()
         if admin is not None:
+            path = Path(settings.VAR_DIR) / "admin-password"
+            if path.exists() and not admin.check_password(path.read_text().strip()):
+                # make run prints that file: say so rather than print a login that fails.
+                self.stderr.write(
+                    f"the admin password was changed since {path} was written; "
+                    "set a new one with: .venv/bin/python manage.py changepassword admin"
+                )
             return admin, False
         password = secrets.token_urlsafe(12)
         admin = User.objects.create_superuser("admin", email="", password=password)
