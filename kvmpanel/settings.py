@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "apps.console",
     "apps.jobs",
     "apps.storage",
+    "apps.networks",
 ]
 
 MIDDLEWARE = [
