@@ -119,8 +119,8 @@ def set_max_vcpus(vm: VirtualMachine, count: int, *, actor, client_address: str 
     def work() -> ComputeChange:
         wanted = _whole(count, label=_("The maximum vCPUs"), low=1, high=MAX_VCPUS, code="invalid-vcpus")
         fresh = _shut_off(vm, _("vCPUs"))
-        host_cpus = compute.host_size(fresh.host.uri).cpus
-        if wanted > host_cpus:
+        host_cpus = fresh.host.cpu_count  # the probe's inventory (0: never probed, no ceiling known)
+        if host_cpus and wanted > host_cpus:
             raise ServiceError(
                 _("Host %(host)s has %(cpus)d CPUs; a VM may have at most that many vCPUs, not %(count)d.")
                 % {"host": fresh.host.name, "cpus": host_cpus, "count": wanted},
@@ -180,8 +180,8 @@ def set_max_memory(vm: VirtualMachine, mib: int, *, actor, client_address: str |
             mib, label=_("The maximum memory (MiB)"), low=MIN_MEMORY_MIB, high=MAX_MEMORY_MIB, code="invalid-size"
         )
         fresh = _shut_off(vm, _("memory"))
-        host_mib = compute.host_size(fresh.host.uri).memory_mib
-        if wanted > host_mib:
+        host_mib = fresh.host.memory_mib  # the probe's inventory (0: never probed, no ceiling known)
+        if host_mib and wanted > host_mib:
             raise ServiceError(
                 _("Host %(host)s has %(host_mib)d MiB of memory; a VM may have at most that much, not %(size)d MiB.")
                 % {"host": fresh.host.name, "host_mib": host_mib, "size": wanted},

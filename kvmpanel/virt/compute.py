@@ -65,18 +65,6 @@ class MemoryStats:
     last_update: int  # unix time of the guest's last report, 0 when it never reported
 
 
-@dataclass(frozen=True)
-class HostSize:
-    cpus: int
-    memory_mib: int
-
-
-def host_size(uri: str) -> HostSize:
-    """The host's CPUs and memory (`virsh nodeinfo`): the ceiling of a VM's maximums."""
-    info = call(uri, lambda conn: conn.getInfo())
-    return HostSize(cpus=int(info[2]), memory_mib=int(info[1]))
-
-
 def parse_sizing(xml_text: str) -> Sizing:
     root = ET.fromstring(xml_text)  # noqa: S314 - libvirt's own XML
     vcpu = root.find("vcpu")

@@ -12,6 +12,7 @@ from apps.accounts.models import Project, Quota
 from apps.accounts.quotas import current_usage
 from apps.audit.models import AuditEvent
 from apps.core.errors import AccessDenied, ServiceError
+from apps.hosts.services import refresh_host
 from apps.vms import compute as compute_services
 from kvmpanel.virt import compute
 
@@ -130,7 +131,14 @@ def test_it_changes_maximums_only_while_shut_off(world):
     assert sizing(world.running_vm, live=False).memory_max_kib == 512 * 1024
 
 
+def probed(world) -> None:
+    """The host's inventory facts as add_host records them (the test driver's node: 8 CPUs, 64 GiB)."""
+    refresh_host(world.host, actor=world.root)
+    world.vm.host.refresh_from_db()
+
+
 def test_it_refuses_more_vcpus_than_the_host_has(world):
+    probed(world)
     with pytest.raises(ServiceError) as refused:
         compute_services.set_max_vcpus(world.vm, 9, actor=world.root)
     assert refused.value.code == "beyond-host"
@@ -138,6 +146,7 @@ def test_it_refuses_more_vcpus_than_the_host_has(world):
 
 
 def test_it_refuses_more_memory_than_the_host_has(world):
+    probed(world)
     with pytest.raises(ServiceError) as refused:
         compute_services.set_max_memory(world.vm, 64 * 1024 + 1, actor=world.root)
     assert refused.value.code == "beyond-host"
