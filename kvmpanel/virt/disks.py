@@ -224,6 +224,10 @@ def grow_live(uri: str, uuid: str, target: str, size_bytes: int) -> None:
     call(uri, run)
 
 
+TRAY_ATTEMPTS = 3
+TRAY_RETRY_SECONDS = 1.0
+
+
 def set_media(uri: str, uuid: str, target: str, path: str, *, live: bool, config: bool) -> None:
     """`virsh change-media NAME TARGET PATH --insert|--eject [--live] [--config]`; an empty `path`
     ejects. The drive keeps its bus; only CD-ROM drives are accepted."""
@@ -234,7 +238,19 @@ def set_media(uri: str, uuid: str, target: str, path: str, *, live: bool, config
         drive = next((d for d in parse_disks(dom.XMLDesc(0 if live else _INACTIVE)) if d.target == target), None)
         if drive is None or drive.device != "cdrom":
             raise HypervisorError(_("The VM has no CD-ROM drive %(target)s.") % {"target": target}, code="no-disk")
-        dom.updateDeviceFlags(disk_xml(path=path, target=target, fmt="raw", bus=drive.bus, device="cdrom"), flags)
+        xml_text = disk_xml(path=path, target=target, fmt="raw", bus=drive.bus, device="cdrom")
+        for attempt in range(TRAY_ATTEMPTS):
+            # A running guest opens the tray when QEMU asks; a guest still booting (or busy) can take
+            # longer than libvirt waits, and the change fails with "Tray of device ... is not open".
+            # Ask again, and the last time force it (virsh change-media --force), as the operator asked.
+            force = libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE if live and attempt == TRAY_ATTEMPTS - 1 else 0
+            try:
+                dom.updateDeviceFlags(xml_text, flags | force)
+                return
+            except libvirt.libvirtError as error:
+                if "Tray of device" not in str(error) or attempt == TRAY_ATTEMPTS - 1:
+                    raise
+                time.sleep(TRAY_RETRY_SECONDS)
 
     call(uri, run)
 
